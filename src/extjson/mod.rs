@@ -1,0 +1,1 @@
+//! extjson (being built)

@@ -14,7 +14,13 @@
 //! SQLite runs in WAL mode with a busy timeout, so the administrative CLI can write while
 //! `snapex serve` runs on the same file.
 
+mod buckets;
+mod clusters;
+mod jobs;
 mod orgs;
+mod roles;
+mod schedules;
+mod snapshots;
 
 use std::path::Path;
 use std::time::Duration;
@@ -24,8 +30,15 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 
-// (re-exports of the other resources land with their files)
+pub use buckets::{ExportBucket, NewExportBucket};
+pub use clusters::{Cluster, ClusterType, Label, NewCluster};
+pub use jobs::{
+    ClaimedJob, ExportJob, JobPart, JobState, NewExportJob, PartState, RecoveredJob, StateReason,
+};
 pub use orgs::{Org, Project};
+pub use roles::{AccessRole, NewAccessRole};
+pub use schedules::BackupSchedule;
+pub use snapshots::{NewSnapshot, Snapshot, SnapshotPart};
 
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");

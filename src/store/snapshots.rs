@@ -1,0 +1,219 @@
+//! Snapshots: one part per replica set, each a mongodump directory or archive at a storage URL.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{
+    Page, Store, StoreError, bool_to_i64, from_millis, new_id, now, parse_json, to_json, to_millis,
+};
+
+/// One replica set's part of a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotPart {
+    pub replica_set_name: String,
+    pub url: String,
+    pub storage_size_bytes: u64,
+    pub mongod_version: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub id: String,
+    pub group_id: String,
+    pub cluster_id: String,
+    pub cluster_name: String,
+    /// `queued`, `inProgress`, `completed`, `failed`.
+    pub status: String,
+    /// `onDemand`, `scheduled`, `fallback`.
+    pub snapshot_type: String,
+    /// `ondemand`, `hourly`, `daily`, `weekly`, `monthly`, `yearly`.
+    pub frequency_type: String,
+    pub description: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub storage_size_bytes: u64,
+    pub mongod_version: Option<String>,
+    pub parts: Vec<SnapshotPart>,
+    pub do_not_delete: bool,
+    pub policy_item_id: Option<String>,
+    /// Whether snapex wrote the snapshot's files (and may delete them); imported ones: false.
+    pub owns_files: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSnapshot {
+    pub status: String,
+    pub snapshot_type: String,
+    pub frequency_type: String,
+    pub description: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub mongod_version: Option<String>,
+    pub parts: Vec<SnapshotPart>,
+    pub policy_item_id: Option<String>,
+    pub owns_files: bool,
+}
+
+const COLUMNS: &str = "id, group_id, cluster_id, cluster_name, status, snapshot_type, frequency_type, \
+    description, created_at, expires_at, storage_size_bytes, mongod_version, parts, do_not_delete, \
+    policy_item_id, owns_files";
+
+fn snapshot_from_row(row: &AnyRow) -> Result<Snapshot, StoreError> {
+    Ok(Snapshot {
+        id: row.try_get("id")?,
+        group_id: row.try_get("group_id")?,
+        cluster_id: row.try_get("cluster_id")?,
+        cluster_name: row.try_get("cluster_name")?,
+        status: row.try_get("status")?,
+        snapshot_type: row.try_get("snapshot_type")?,
+        frequency_type: row.try_get("frequency_type")?,
+        description: row.try_get("description")?,
+        created_at: from_millis(row.try_get("created_at")?),
+        expires_at: row
+            .try_get::<Option<i64>, _>("expires_at")?
+            .map(from_millis),
+        storage_size_bytes: u64::try_from(row.try_get::<i64, _>("storage_size_bytes")?)
+            .unwrap_or(0),
+        mongod_version: row.try_get("mongod_version")?,
+        parts: parse_json("snapshots.parts", &row.try_get::<String, _>("parts")?)?,
+        do_not_delete: row.try_get::<i64, _>("do_not_delete")? != 0,
+        policy_item_id: row.try_get("policy_item_id")?,
+        owns_files: row.try_get::<i64, _>("owns_files")? != 0,
+    })
+}
+
+impl Store {
+    pub async fn create_snapshot(
+        &self,
+        cluster: &super::Cluster,
+        new: NewSnapshot,
+    ) -> Result<Snapshot, StoreError> {
+        let size: u64 = new.parts.iter().map(|p| p.storage_size_bytes).sum();
+        let snapshot = Snapshot {
+            id: new_id(),
+            group_id: cluster.group_id.clone(),
+            cluster_id: cluster.id.clone(),
+            cluster_name: cluster.name.clone(),
+            status: new.status,
+            snapshot_type: new.snapshot_type,
+            frequency_type: new.frequency_type,
+            description: new.description,
+            created_at: new.created_at,
+            expires_at: new.expires_at,
+            storage_size_bytes: size,
+            mongod_version: new.mongod_version,
+            parts: new.parts,
+            do_not_delete: false,
+            policy_item_id: new.policy_item_id,
+            owns_files: new.owns_files,
+        };
+        sqlx::query(&format!(
+            "INSERT INTO snapshots ({COLUMNS}, imported_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+        ))
+        .bind(&snapshot.id)
+        .bind(&snapshot.group_id)
+        .bind(&snapshot.cluster_id)
+        .bind(&snapshot.cluster_name)
+        .bind(&snapshot.status)
+        .bind(&snapshot.snapshot_type)
+        .bind(&snapshot.frequency_type)
+        .bind(snapshot.description.clone())
+        .bind(to_millis(snapshot.created_at))
+        .bind(snapshot.expires_at.map(to_millis))
+        .bind(i64::try_from(size).unwrap_or(i64::MAX))
+        .bind(snapshot.mongod_version.clone())
+        .bind(to_json(&snapshot.parts))
+        .bind(bool_to_i64(snapshot.do_not_delete))
+        .bind(snapshot.policy_item_id.clone())
+        .bind(bool_to_i64(snapshot.owns_files))
+        .bind(to_millis(now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(snapshot)
+    }
+
+    /// The snapshot `id` of cluster `cluster_id` (another cluster's is not found).
+    pub async fn get_snapshot(
+        &self,
+        cluster_id: &str,
+        id: &str,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM snapshots WHERE cluster_id = $1 AND id = $2"
+        ))
+        .bind(cluster_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(snapshot_from_row).transpose()
+    }
+
+    /// One page of a cluster's snapshots, newest first, and the total count.
+    pub async fn list_snapshots(
+        &self,
+        cluster_id: &str,
+        page: Page,
+    ) -> Result<(Vec<Snapshot>, u64), StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM snapshots WHERE cluster_id = $1 \
+             ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
+        ))
+        .bind(cluster_id)
+        .bind(page.limit())
+        .bind(page.offset())
+        .fetch_all(&self.pool)
+        .await?;
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM snapshots WHERE cluster_id = $1")
+            .bind(cluster_id)
+            .fetch_one(&self.pool)
+            .await?;
+        let snapshots = rows
+            .iter()
+            .map(snapshot_from_row)
+            .collect::<Result<_, _>>()?;
+        Ok((snapshots, u64::try_from(total).unwrap_or(0)))
+    }
+
+    /// Changes retention; `None` leaves a field as it is. Returns the updated snapshot.
+    pub async fn update_snapshot_retention(
+        &self,
+        cluster_id: &str,
+        id: &str,
+        expires_at: Option<DateTime<Utc>>,
+        do_not_delete: Option<bool>,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        if let Some(expires_at) = expires_at {
+            sqlx::query("UPDATE snapshots SET expires_at = $1 WHERE cluster_id = $2 AND id = $3")
+                .bind(to_millis(expires_at))
+                .bind(cluster_id)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        }
+        if let Some(flag) = do_not_delete {
+            sqlx::query(
+                "UPDATE snapshots SET do_not_delete = $1 WHERE cluster_id = $2 AND id = $3",
+            )
+            .bind(bool_to_i64(flag))
+            .bind(cluster_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        }
+        self.get_snapshot(cluster_id, id).await
+    }
+
+    /// Deletes the snapshot record (never the files); false when there was none.
+    pub async fn delete_snapshot(&self, cluster_id: &str, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM snapshots WHERE cluster_id = $1 AND id = $2")
+            .bind(cluster_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}

@@ -1,1 +1,241 @@
-//! export (being built)
+//! The export pipeline: one snapshot → Atlas's bucket layout (PRODUCT.md §2).
+//!
+//! A snapshot exports replica set by replica set ([`export_replica_set`], all replica sets of a
+//! sharded snapshot at once); [`finish_export`] then writes `.manifest.json` and, last,
+//! `.complete`. The split lets a job engine run the shards of one job on different nodes and
+//! finish once every shard has reported its [`ReplicaSetSummary`].
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::extjson::Format;
+use crate::snapshot::SnapshotSource;
+use crate::storage::Location;
+
+mod complete;
+pub mod gzip;
+mod replica_set;
+mod upload;
+pub mod verify;
+
+pub use complete::{COMPLETE_FILE, MANIFEST_FILE, PERMISSION_CHECK_FILE};
+
+/// How files are written.
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    pub format: Format,
+    /// A new data file starts when the current one would exceed this many bytes of JSON.
+    pub chunk_size: u64,
+    /// gzip level 0–9.
+    pub compression_level: u32,
+    /// Skip (and count) invalid documents instead of failing the export.
+    pub skip_invalid: bool,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        ExportOptions {
+            format: Format::Canonical,
+            chunk_size: 128 * 1024 * 1024,
+            compression_level: 6,
+            skip_invalid: false,
+        }
+    }
+}
+
+/// Where an export goes: the bucket and the export prefix inside it
+/// (`exported_snapshots/<org>/<project>/<cluster>/<snapDate>/<ts>`, no leading slash).
+#[derive(Debug, Clone)]
+pub struct ExportTarget {
+    pub bucket: Location,
+    pub prefix: String,
+}
+
+/// The fields of `.complete`.
+#[derive(Debug, Clone, Default)]
+pub struct CompleteInfo {
+    pub org_id: String,
+    pub org_name: String,
+    pub group_id: String,
+    pub group_name: String,
+    pub cluster_unique_id: String,
+    pub cluster_name: String,
+    pub snapshot_initiation_date: DateTime<Utc>,
+    pub labels: Vec<(String, String)>,
+    pub custom_data: Vec<(String, String)>,
+}
+
+/// Receives progress; called from worker threads, so keep it cheap.
+pub trait Progress: Send + Sync {
+    /// The number of collections the replica set will export, known once its source is listed.
+    fn collections_planned(&self, _replica_set: &str, _total: usize) {}
+    fn collection_started(&self, _replica_set: &str, _namespace: &str, _bson_bytes: Option<u64>) {}
+    /// Bytes of source BSON and documents consumed since the last call.
+    fn advanced(&self, _replica_set: &str, _bson_bytes: u64, _documents: u64) {}
+    fn collection_finished(&self, _replica_set: &str, _namespace: &str) {}
+}
+
+/// A progress sink that ignores everything.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// One object of an export, as listed in `.manifest.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestObject {
+    /// Key relative to the export prefix.
+    pub key: String,
+    pub bytes: u64,
+    pub uncompressed_bytes: u64,
+    pub documents: u64,
+    pub replica_set: String,
+    /// `db.collection`.
+    pub collection: String,
+    pub sha256: String,
+}
+
+/// What one replica set's export produced; serializable so a job engine can persist it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaSetSummary {
+    pub replica_set: String,
+    pub objects: Vec<ManifestObject>,
+    pub exported_collections: u64,
+    pub documents: u64,
+    pub bson_bytes: u64,
+    pub skipped_invalid_documents: u64,
+    /// Collections not exported with a reason (time-series, …), for the manifest and warnings.
+    pub skipped_collections: Vec<SkippedCollection>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SkippedCollection {
+    pub replica_set: String,
+    pub collection: String,
+    pub reason: String,
+}
+
+/// The result of a whole export.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportSummary {
+    pub prefix: String,
+    pub replica_sets: Vec<ReplicaSetSummary>,
+    pub total_files: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("export cancelled")]
+    Cancelled,
+    #[error("replica set {replica_set}: {message}")]
+    Failed {
+        replica_set: String,
+        message: String,
+    },
+}
+
+/// Writes `exported_snapshots/.permissioncheck` (empty) at the bucket root, as Atlas does when
+/// an export starts: a bucket that cannot take it fails the export before any data moves.
+pub async fn begin_export(target: &ExportTarget) -> Result<(), ExportError> {
+    complete::write_permission_check(&target.bucket)
+        .await
+        .map_err(|e| ExportError::Failed {
+            replica_set: String::new(),
+            message: e,
+        })
+}
+
+/// Exports one replica set's part into `target`. Writes data files and `metadata.json`
+/// files only; nothing is written for the export as a whole.
+pub async fn export_replica_set(
+    replica_set: &str,
+    source: Arc<SnapshotSource>,
+    target: &ExportTarget,
+    options: &ExportOptions,
+    progress: Arc<dyn Progress>,
+    cancel: CancellationToken,
+) -> Result<ReplicaSetSummary, ExportError> {
+    replica_set::run(replica_set, source, target, options, progress, cancel).await
+}
+
+/// Writes `.manifest.json` and then, last, `.complete` for an export whose replica sets all
+/// finished.
+pub async fn finish_export(
+    target: &ExportTarget,
+    complete: &CompleteInfo,
+    summaries: &[ReplicaSetSummary],
+) -> Result<ExportSummary, ExportError> {
+    complete::finish(target, complete, summaries)
+        .await
+        .map_err(|e| ExportError::Failed {
+            replica_set: String::new(),
+            message: e,
+        })
+}
+
+/// A whole export in one process: the permission check, every replica set at once (the shards
+/// of a sharded snapshot export together), then the manifest and `.complete`.
+pub async fn run_export(
+    parts: Vec<(String, Arc<SnapshotSource>)>,
+    target: &ExportTarget,
+    complete: &CompleteInfo,
+    options: &ExportOptions,
+    progress: Arc<dyn Progress>,
+    cancel: CancellationToken,
+) -> Result<ExportSummary, ExportError> {
+    begin_export(target).await?;
+    // One failing replica set stops the others: the export is failed either way.
+    let stop = cancel.child_token();
+    let runs = parts.into_iter().map(|(name, source)| {
+        let progress = progress.clone();
+        let stop = stop.clone();
+        async move {
+            let result =
+                export_replica_set(&name, source, target, options, progress, stop.clone()).await;
+            if result.is_err() {
+                stop.cancel();
+            }
+            result
+        }
+    });
+    let results = futures::future::join_all(runs).await;
+    if cancel.is_cancelled() {
+        return Err(ExportError::Cancelled);
+    }
+    let mut summaries = Vec::new();
+    let mut first_error = None;
+    for result in results {
+        match result {
+            Ok(summary) => summaries.push(summary),
+            // A replica set stopped because another failed reports `Cancelled`; keep the cause.
+            Err(ExportError::Cancelled) => {}
+            Err(error) => {
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    if let Some(error) = first_error {
+        return Err(error);
+    }
+    finish_export(target, complete, &summaries).await
+}
+
+/// The export prefix of PRODUCT.md §2: `exported_snapshots/<org>/<project>/<cluster>/<yyyy-MM-ddTHHmm>/<unix seconds>`.
+pub fn export_prefix(
+    org: &str,
+    project: &str,
+    cluster: &str,
+    snapshot_time: DateTime<Utc>,
+    job_created_at: DateTime<Utc>,
+) -> String {
+    format!(
+        "exported_snapshots/{org}/{project}/{cluster}/{}/{}",
+        snapshot_time.format("%Y-%m-%dT%H%M"),
+        job_created_at.timestamp()
+    )
+}

@@ -1,0 +1,107 @@
+//! The export-wide objects of PRODUCT.md §2: `exported_snapshots/.permissioncheck` at the start,
+//! then `.manifest.json` and, written last so that its presence means "everything is there",
+//! `.complete`.
+
+use std::collections::BTreeMap;
+
+use object_store::ObjectStoreExt;
+use object_store::path::{Path, PathPart};
+use serde_json::json;
+
+use super::replica_set::base_path;
+use super::{CompleteInfo, ExportSummary, ExportTarget, ManifestObject, ReplicaSetSummary};
+use crate::storage::Location;
+
+pub const PERMISSION_CHECK_FILE: &str = "exported_snapshots/.permissioncheck";
+pub const MANIFEST_FILE: &str = ".manifest.json";
+pub const COMPLETE_FILE: &str = ".complete";
+
+/// Version of the `.manifest.json` format, for readers of older exports.
+const MANIFEST_FORMAT: u32 = 1;
+
+pub(super) async fn write_permission_check(bucket: &Location) -> Result<(), String> {
+    let path = base_path(&bucket.prefix, PERMISSION_CHECK_FILE);
+    bucket
+        .store
+        .put(&path, Vec::<u8>::new().into())
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("writing {path}: {e}"))
+}
+
+pub(super) async fn finish(
+    target: &ExportTarget,
+    info: &CompleteInfo,
+    summaries: &[ReplicaSetSummary],
+) -> Result<ExportSummary, String> {
+    // The shards of a sharded collection each write the same `metadata.json`: one entry per key.
+    let mut objects: BTreeMap<&str, &ManifestObject> = BTreeMap::new();
+    for summary in summaries {
+        for object in &summary.objects {
+            objects.entry(object.key.as_str()).or_insert(object);
+        }
+    }
+    let total_files = objects.len() as u64;
+    let documents: u64 = summaries.iter().map(|s| s.documents).sum();
+    let skipped_invalid: u64 = summaries.iter().map(|s| s.skipped_invalid_documents).sum();
+    let skipped: Vec<_> = summaries
+        .iter()
+        .flat_map(|s| s.skipped_collections.iter())
+        .collect();
+    let manifest = json!({
+        "formatVersion": MANIFEST_FORMAT,
+        "prefix": target.prefix,
+        "totalFiles": total_files,
+        "documents": documents,
+        "skippedInvalidDocuments": skipped_invalid,
+        "skippedCollections": skipped,
+        "objects": objects.values().collect::<Vec<_>>(),
+    });
+    let base = base_path(&target.bucket.prefix, &target.prefix);
+    put_json(target, &base, MANIFEST_FILE, &manifest).await?;
+
+    let pairs = |items: &[(String, String)]| {
+        items
+            .iter()
+            .map(|(k, v)| json!({"key": k, "value": v}))
+            .collect::<Vec<_>>()
+    };
+    let complete = json!({
+        "orgId": info.org_id,
+        "orgName": info.org_name,
+        "groupId": info.group_id,
+        "groupName": info.group_name,
+        "clusterUniqueId": info.cluster_unique_id,
+        "clusterName": info.cluster_name,
+        "snapshotInitiationDate": info
+            .snapshot_initiation_date
+            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string(),
+        "totalFiles": total_files,
+        "labels": pairs(&info.labels),
+        "customData": pairs(&info.custom_data),
+    });
+    put_json(target, &base, COMPLETE_FILE, &complete).await?;
+    Ok(ExportSummary {
+        prefix: target.prefix.clone(),
+        replica_sets: summaries.to_vec(),
+        total_files,
+    })
+}
+
+async fn put_json(
+    target: &ExportTarget,
+    base: &Path,
+    name: &str,
+    value: &serde_json::Value,
+) -> Result<(), String> {
+    let path = base.clone().join(PathPart::from(name));
+    let body = serde_json::to_vec(value).map_err(|e| e.to_string())?;
+    target
+        .bucket
+        .store
+        .put(&path, body.into())
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("writing {path}: {e}"))
+}

@@ -1,0 +1,617 @@
+//! Exporting one replica set's part: the pipeline behind [`super::export_replica_set`].
+//!
+//! ```text
+//!  reader thread                    rayon pool (every core)          writer thread
+//!  source.read → Encoder ──Item──▶  compress_block(block, dict) ──▶  Upload: header, blocks in
+//!  BSON → Extended JSON lines,      one oneshot per block            order, trailer, sha256,
+//!  cut into blocks and files        (bounded channel = backpressure) metadata.json per collection
+//! ```
+//!
+//! The reader encodes on its own thread because encoding costs about a tenth of compression;
+//! the blocks are compressed in parallel and the writer puts them back in order, so every file
+//! is one ordinary gzip member. Memory is bounded by the channel (a few blocks) plus the
+//! upload parts in flight, whatever the snapshot size.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use object_store::path::{Path, PathPart};
+use sha2::{Digest, Sha256};
+use tokio::runtime::Handle;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::gzip::{self, CompressedBlock, GzipError};
+use super::upload::Upload;
+use super::{
+    ExportError, ExportOptions, ExportTarget, ManifestObject, Progress, ReplicaSetSummary,
+    SkippedCollection,
+};
+use crate::extjson::{self, Format};
+use crate::snapshot::{CollectionInfo, CollectionKind, SnapshotSource, SourceError, Visitor};
+
+/// JSON bytes per compression block: large enough that per-block overhead (dictionary
+/// priming, a sync flush, a channel hop) is noise, small enough to spread over the cores.
+const BLOCK_SIZE: usize = 1024 * 1024;
+
+enum Item {
+    FileStart {
+        file: u64,
+        collection: usize,
+        key: String,
+    },
+    Block {
+        file: u64,
+        block: oneshot::Receiver<Result<CompressedBlock, GzipError>>,
+    },
+    FileEnd {
+        file: u64,
+        documents: u64,
+    },
+    CollectionEnd {
+        collection: usize,
+        metadata: Vec<u8>,
+    },
+    Done,
+}
+
+pub(super) async fn run(
+    replica_set: &str,
+    source: Arc<SnapshotSource>,
+    target: &ExportTarget,
+    options: &ExportOptions,
+    progress: Arc<dyn Progress>,
+    cancel: CancellationToken,
+) -> Result<ReplicaSetSummary, ExportError> {
+    let failed = |message: String| ExportError::Failed {
+        replica_set: replica_set.to_string(),
+        message,
+    };
+    let mut summary = ReplicaSetSummary {
+        replica_set: replica_set.to_string(),
+        ..Default::default()
+    };
+    for info in &source.collections {
+        if info.kind == CollectionKind::Timeseries {
+            let namespace = format!("{}.{}", info.db, info.name);
+            tracing::warn!(
+                replica_set,
+                collection = %namespace,
+                "time-series collection skipped: bucket unpacking is not supported yet"
+            );
+            summary.skipped_collections.push(SkippedCollection {
+                replica_set: replica_set.to_string(),
+                collection: namespace,
+                reason: "time-series collections are not exported yet".into(),
+            });
+        }
+    }
+    let planned = source
+        .collections
+        .iter()
+        .filter(|c| c.kind == CollectionKind::Collection)
+        .count();
+    progress.collections_planned(replica_set, planned);
+
+    let handle = Handle::current();
+    let (tx, rx) = mpsc::channel(2 * rayon::current_num_threads() + 2);
+    // A failure on either side must stop the other promptly.
+    let stop = cancel.child_token();
+
+    let reader = {
+        let source = source.clone();
+        let options = options.clone();
+        let progress = progress.clone();
+        let stop = stop.clone();
+        let replica_set = replica_set.to_string();
+        let handle = handle.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut encoder = Encoder {
+                replica_set: &replica_set,
+                collections: &source.collections,
+                options: &options,
+                tx,
+                stop: &stop,
+                progress: progress.as_ref(),
+                open: HashMap::new(),
+                next_file: 0,
+                skipped_invalid: 0,
+                documents: 0,
+                bson_bytes: 0,
+            };
+            let result = source.read(&handle, &mut encoder);
+            if result.is_ok() {
+                // The writer only commits what it got if the reader says it finished.
+                let _ = encoder.tx.blocking_send(Item::Done);
+            } else {
+                stop.cancel();
+            }
+            (
+                result,
+                encoder.skipped_invalid,
+                encoder.documents,
+                encoder.bson_bytes,
+            )
+        })
+    };
+    let writer = {
+        let bucket = target.bucket.clone();
+        let prefix = target.prefix.clone();
+        let source = source.clone();
+        let progress = progress.clone();
+        let stop = stop.clone();
+        let replica_set = replica_set.to_string();
+        tokio::task::spawn_blocking(move || {
+            let result = write_objects(
+                rx,
+                &handle,
+                &bucket.store,
+                &base_path(&bucket.prefix, &prefix),
+                &replica_set,
+                &source.collections,
+                progress.as_ref(),
+                &stop,
+            );
+            if result.is_err() {
+                stop.cancel();
+            }
+            result
+        })
+    };
+    let (reader, writer) = tokio::join!(reader, writer);
+    let (read_result, skipped_invalid, documents, bson_bytes) =
+        reader.map_err(|e| failed(format!("reader thread failed: {e}")))?;
+    let written = writer.map_err(|e| failed(format!("writer thread failed: {e}")))?;
+
+    if cancel.is_cancelled() {
+        return Err(ExportError::Cancelled);
+    }
+    // The writer's error is the root cause when the reader merely stopped because of it.
+    match (read_result, written) {
+        (Ok(()), Ok((objects, exported))) => {
+            summary.objects = objects;
+            summary.exported_collections = exported;
+            summary.skipped_invalid_documents = skipped_invalid;
+            summary.documents = documents;
+            summary.bson_bytes = bson_bytes;
+            Ok(summary)
+        }
+        (Err(SourceError::Stopped(_)), Err(write_error)) => Err(failed(write_error)),
+        (Err(read_error), _) => Err(failed(read_error.to_string())),
+        (Ok(()), Err(write_error)) => Err(failed(write_error)),
+    }
+}
+
+/// The object-store path of the export prefix inside the bucket location.
+pub(super) fn base_path(bucket_prefix: &Path, export_prefix: &str) -> Path {
+    let mut path = bucket_prefix.clone();
+    for part in export_prefix.split('/').filter(|p| !p.is_empty()) {
+        path = path.join(PathPart::from(part));
+    }
+    path
+}
+
+/// A key relative to the export prefix, each name one encoded path segment, so a collection
+/// name can never introduce extra levels or `..`.
+fn relative_key(parts: &[&str]) -> String {
+    parts
+        .iter()
+        .map(|p| PathPart::from(*p).as_ref().to_string())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn join(base: &Path, relative: &str) -> Path {
+    let mut path = base.clone();
+    for part in relative.split('/') {
+        // Segments are already encoded by `relative_key`.
+        path = path.join(PathPart::parse(part).unwrap_or_else(|_| PathPart::from(part)));
+    }
+    path
+}
+
+struct OpenFile {
+    id: u64,
+    json_bytes: u64,
+    documents: u64,
+}
+
+struct CollectionWriter {
+    file: Option<OpenFile>,
+    next_file_number: u64,
+    block: Vec<u8>,
+    block_bson: u64,
+    block_documents: u64,
+    /// The previous block of the current file: the next block's dictionary.
+    previous: Option<Arc<Vec<u8>>>,
+}
+
+struct Encoder<'a> {
+    replica_set: &'a str,
+    collections: &'a [CollectionInfo],
+    options: &'a ExportOptions,
+    tx: mpsc::Sender<Item>,
+    stop: &'a CancellationToken,
+    progress: &'a dyn Progress,
+    /// Collections being read; several at once only for archives that interleave them.
+    open: HashMap<usize, CollectionWriter>,
+    next_file: u64,
+    skipped_invalid: u64,
+    documents: u64,
+    bson_bytes: u64,
+}
+
+impl Encoder<'_> {
+    fn send(&self, item: Item) -> Result<(), SourceError> {
+        self.tx
+            .blocking_send(item)
+            .map_err(|_| SourceError::Stopped("the writer stopped".into()))
+    }
+
+    fn info(&self, index: usize) -> Result<&CollectionInfo, SourceError> {
+        self.collections
+            .get(index)
+            .ok_or_else(|| SourceError::Stopped(format!("unknown collection index {index}")))
+    }
+
+    /// Hands the collection's current block to the compressor pool.
+    fn dispatch(&mut self, index: usize) -> Result<(), SourceError> {
+        let level = self.options.compression_level;
+        let Some(writer) = self.open.get_mut(&index) else {
+            return Ok(());
+        };
+        let Some(file) = writer.file.as_ref() else {
+            return Ok(());
+        };
+        if writer.block.is_empty() {
+            return Ok(());
+        }
+        let file_id = file.id;
+        let data = Arc::new(std::mem::replace(
+            &mut writer.block,
+            Vec::with_capacity(BLOCK_SIZE + BLOCK_SIZE / 8),
+        ));
+        let dictionary = writer.previous.replace(data.clone());
+        let (bson, documents) = (writer.block_bson, writer.block_documents);
+        writer.block_bson = 0;
+        writer.block_documents = 0;
+        let (done, block) = oneshot::channel();
+        rayon::spawn(move || {
+            let dictionary = dictionary.as_deref().map(Vec::as_slice).unwrap_or(&[]);
+            let _ = done.send(gzip::compress_block(&data, dictionary, level));
+        });
+        self.send(Item::Block {
+            file: file_id,
+            block,
+        })?;
+        self.progress.advanced(self.replica_set, bson, documents);
+        Ok(())
+    }
+
+    fn end_file(&mut self, index: usize) -> Result<(), SourceError> {
+        self.dispatch(index)?;
+        let Some(writer) = self.open.get_mut(&index) else {
+            return Ok(());
+        };
+        writer.previous = None;
+        if let Some(file) = writer.file.take() {
+            self.send(Item::FileEnd {
+                file: file.id,
+                documents: file.documents,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn start_file(&mut self, index: usize) -> Result<(), SourceError> {
+        let info = self.info(index)?;
+        let (db, name) = (info.db.clone(), info.name.clone());
+        let id = self.next_file;
+        self.next_file += 1;
+        let Some(writer) = self.open.get_mut(&index) else {
+            return Ok(());
+        };
+        let number = writer.next_file_number;
+        writer.next_file_number += 1;
+        writer.file = Some(OpenFile {
+            id,
+            json_bytes: 0,
+            documents: 0,
+        });
+        let file_name = format!("{}.{number}.json.gz", self.replica_set);
+        let key = relative_key(&[&db, &name, &file_name]);
+        self.send(Item::FileStart {
+            file: id,
+            collection: index,
+            key,
+        })
+    }
+}
+
+impl Visitor for Encoder<'_> {
+    fn begin(&mut self, index: usize) -> Result<(), SourceError> {
+        let info = self.info(index)?;
+        self.progress.collection_started(
+            self.replica_set,
+            &format!("{}.{}", info.db, info.name),
+            info.bson_bytes,
+        );
+        self.open.insert(
+            index,
+            CollectionWriter {
+                file: None,
+                next_file_number: 0,
+                block: Vec::with_capacity(BLOCK_SIZE + BLOCK_SIZE / 8),
+                block_bson: 0,
+                block_documents: 0,
+                previous: None,
+            },
+        );
+        Ok(())
+    }
+
+    fn document(&mut self, index: usize, doc: &[u8], offset: u64) -> Result<(), SourceError> {
+        if self.stop.is_cancelled() {
+            return Err(SourceError::Stopped("stopped".into()));
+        }
+        let (format, chunk_size, skip_invalid) = (
+            self.options.format,
+            self.options.chunk_size,
+            self.options.skip_invalid,
+        );
+        let Some(writer) = self.open.get_mut(&index) else {
+            return Err(SourceError::Stopped(format!(
+                "document for collection {index} outside begin/end"
+            )));
+        };
+        let start = writer.block.len();
+        if let Err(error) = extjson::write_document(doc, format, &mut writer.block) {
+            let info = self.info(index)?.clone();
+            if skip_invalid {
+                self.skipped_invalid += 1;
+                tracing::warn!(
+                    replica_set = self.replica_set,
+                    collection = %format!("{}.{}", info.db, info.name),
+                    object = %info.source_object,
+                    offset = offset + error.offset as u64,
+                    error = %error.message,
+                    "invalid document skipped"
+                );
+                return Ok(());
+            }
+            return Err(SourceError::Corrupt {
+                object: info.source_object.clone(),
+                offset: offset + error.offset as u64,
+                message: format!(
+                    "invalid document in collection {}.{}: {}",
+                    info.db, info.name, error.message
+                ),
+            });
+        }
+        writer.block.push(b'\n');
+        let line = (writer.block.len() - start) as u64;
+        let in_file = writer.file.as_ref().map(|f| f.json_bytes).unwrap_or(0) + start as u64;
+        if writer.file.is_some() && in_file > 0 && in_file + line > chunk_size {
+            // This line would overflow the file: what came before it closes the file, the
+            // line opens the next one. A document never spans two files.
+            let line_bytes = writer.block.split_off(start);
+            self.end_file(index)?;
+            if let Some(writer) = self.open.get_mut(&index) {
+                writer.block = line_bytes;
+            }
+        }
+        if self.open.get(&index).is_some_and(|w| w.file.is_none()) {
+            self.start_file(index)?;
+        }
+        self.documents += 1;
+        self.bson_bytes += doc.len() as u64;
+        let Some(writer) = self.open.get_mut(&index) else {
+            return Ok(());
+        };
+        writer.block_bson += doc.len() as u64;
+        writer.block_documents += 1;
+        if let Some(file) = writer.file.as_mut() {
+            file.json_bytes += line;
+            file.documents += 1;
+        }
+        if writer.block.len() >= BLOCK_SIZE {
+            self.dispatch(index)?;
+        }
+        Ok(())
+    }
+
+    fn end(&mut self, index: usize) -> Result<(), SourceError> {
+        self.end_file(index)?;
+        self.open.remove(&index);
+        let info = self.info(index)?;
+        let metadata = metadata_json(info).map_err(|e| SourceError::Invalid {
+            object: info.source_object.clone(),
+            message: format!(
+                "cannot write the metadata of {}.{}: {e}",
+                info.db, info.name
+            ),
+        })?;
+        self.send(Item::CollectionEnd {
+            collection: index,
+            metadata,
+        })
+    }
+}
+
+/// `metadata.json`: mongodump's shape in canonical Extended JSON (PRODUCT.md §2).
+pub(super) fn metadata_json(info: &CollectionInfo) -> Result<Vec<u8>, extjson::EncodeError> {
+    let source = info.metadata.as_ref();
+    let field = |name: &str| source.and_then(|m| m.get(name)).cloned();
+    let mut doc = bson::Document::new();
+    if let Some(options) = field("options") {
+        doc.insert("options", options);
+    }
+    doc.insert(
+        "indexes",
+        field("indexes").unwrap_or_else(|| bson::Bson::Array(Vec::new())),
+    );
+    if let Some(uuid) = field("uuid") {
+        doc.insert("uuid", uuid);
+    }
+    doc.insert("collectionName", info.name.clone());
+    if let Some(kind) = field("type") {
+        doc.insert("type", kind);
+    }
+    let mut out = Vec::new();
+    extjson::write_bson_document(&doc, Format::Canonical, &mut out)?;
+    Ok(out)
+}
+
+struct FileState {
+    key: String,
+    collection: usize,
+    upload: Upload,
+    sha: Sha256,
+    crc: crc32fast::Hasher,
+    uncompressed: u64,
+    bytes: u64,
+}
+
+impl FileState {
+    fn write(&mut self, handle: &Handle, data: &[u8]) -> Result<(), String> {
+        self.sha.update(data);
+        self.bytes += data.len() as u64;
+        self.upload
+            .write(handle, data)
+            .map_err(|e| format!("writing {}: {e}", self.upload.path()))
+    }
+}
+
+/// Writes every object in order; returns the manifest entries and the count of exported
+/// collections. On any error, in-flight multipart uploads are aborted.
+#[allow(clippy::too_many_arguments)]
+fn write_objects(
+    mut rx: mpsc::Receiver<Item>,
+    handle: &Handle,
+    store: &Arc<dyn object_store::ObjectStore>,
+    base: &Path,
+    replica_set: &str,
+    collections: &[CollectionInfo],
+    progress: &dyn Progress,
+    stop: &CancellationToken,
+) -> Result<(Vec<ManifestObject>, u64), String> {
+    // WriteMultipart spawns part uploads onto the runtime from this thread.
+    let _runtime = handle.enter();
+    let mut files: HashMap<u64, FileState> = HashMap::new();
+    let mut objects = Vec::new();
+    let mut exported = 0u64;
+    let namespace = |index: usize| {
+        collections
+            .get(index)
+            .map(|c| format!("{}.{}", c.db, c.name))
+            .unwrap_or_default()
+    };
+    let result: Result<(), String> = (|| {
+        loop {
+            let item = handle.block_on(async {
+                tokio::select! {
+                    item = rx.recv() => Ok(item),
+                    _ = stop.cancelled() => Err("stopped".to_string()),
+                }
+            })?;
+            let Some(item) = item else {
+                return Err("the reader stopped before the end of the snapshot".into());
+            };
+            match item {
+                Item::FileStart {
+                    file,
+                    collection,
+                    key,
+                } => {
+                    let path = join(base, &key);
+                    let mut state = FileState {
+                        key,
+                        collection,
+                        upload: Upload::new(store.clone(), path),
+                        sha: Sha256::new(),
+                        crc: crc32fast::Hasher::new(),
+                        uncompressed: 0,
+                        bytes: 0,
+                    };
+                    state.write(handle, &gzip::HEADER)?;
+                    files.insert(file, state);
+                }
+                Item::Block { file, block } => {
+                    let block = block
+                        .blocking_recv()
+                        .map_err(|_| "a compression task was lost".to_string())?
+                        .map_err(|e| e.to_string())?;
+                    let state = files
+                        .get_mut(&file)
+                        .ok_or_else(|| format!("block for unknown file {file}"))?;
+                    state.crc.combine(&block.crc);
+                    state.uncompressed += block.uncompressed_len;
+                    state.write(handle, &block.data)?;
+                }
+                Item::FileEnd { file, documents } => {
+                    let mut state = files
+                        .remove(&file)
+                        .ok_or_else(|| format!("end of unknown file {file}"))?;
+                    let trailer = gzip::trailer(&state.crc, state.uncompressed);
+                    if let Err(e) = state.write(handle, &trailer) {
+                        state.upload.abort(handle);
+                        return Err(e);
+                    }
+                    let path = state.upload.path().clone();
+                    state
+                        .upload
+                        .finish(handle)
+                        .map_err(|e| format!("writing {path}: {e}"))?;
+                    objects.push(ManifestObject {
+                        key: state.key,
+                        bytes: state.bytes,
+                        uncompressed_bytes: state.uncompressed,
+                        documents,
+                        replica_set: replica_set.to_string(),
+                        collection: namespace(state.collection),
+                        sha256: hex::encode(state.sha.finalize()),
+                    });
+                }
+                Item::CollectionEnd {
+                    collection,
+                    metadata,
+                } => {
+                    let info = collections
+                        .get(collection)
+                        .ok_or_else(|| format!("unknown collection {collection}"))?;
+                    let key = relative_key(&[&info.db, &info.name, "metadata.json"]);
+                    let path = join(base, &key);
+                    let sha = hex::encode(Sha256::digest(&metadata));
+                    let bytes = metadata.len() as u64;
+                    handle
+                        .block_on(async {
+                            tokio::select! {
+                                r = object_store::ObjectStoreExt::put(store.as_ref(), &path, metadata.into()) => r.map(|_| ()).map_err(|e| e.to_string()),
+                                _ = stop.cancelled() => Err("stopped".to_string()),
+                            }
+                        })
+                        .map_err(|e| format!("writing {path}: {e}"))?;
+                    objects.push(ManifestObject {
+                        key,
+                        bytes,
+                        uncompressed_bytes: bytes,
+                        documents: 0,
+                        replica_set: replica_set.to_string(),
+                        collection: namespace(collection),
+                        sha256: sha,
+                    });
+                    exported += 1;
+                    progress.collection_finished(replica_set, &namespace(collection));
+                }
+                Item::Done => return Ok(()),
+            }
+        }
+    })();
+    if let Err(error) = result {
+        for (_, state) in files.drain() {
+            state.upload.abort(handle);
+        }
+        return Err(error);
+    }
+    Ok((objects, exported))
+}

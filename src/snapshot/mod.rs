@@ -9,9 +9,44 @@
 //!   collection. Directory sources give collections one after another in a stable order;
 //!   archive sources may interleave collections exactly as the archive does.
 
+//!
+//! Layout of this module: [`detect`] decides what a location holds and builds the source;
+//! [`directory`] and [`archive`] list and read the two formats; `frames` splits a byte stream
+//! into length-checked BSON documents; `objects` reads source objects from the local disk or
+//! any object store; `metadata` parses `.metadata.json`/`prelude.json` and decides each
+//! collection's [`CollectionKind`]; [`generate`] writes deterministic sample dumps for tests
+//! and benchmarks.
+//!
+//! Limits and decisions that apply to every format:
+//! - A document's length prefix must be within [`MIN_DOCUMENT_BYTES`]..=[`MAX_DOCUMENT_BYTES`]
+//!   and its last byte must be 0; anything else, and a stream that ends inside a document, is
+//!   [`SourceError::Corrupt`] naming the object and the byte offset. Document *content* is not
+//!   validated here: the encoder walks every element anyway and reports what it finds.
+//! - Memory does not grow with the input: reads go through one buffer of [`READ_BUFFER_BYTES`]
+//!   that only grows for a document larger than itself (never past the document limit).
+
 use chrono::{DateTime, Utc};
 
 use crate::storage::Location;
+
+pub mod archive;
+pub mod detect;
+pub mod directory;
+mod frames;
+pub mod generate;
+mod metadata;
+mod objects;
+
+/// The largest document accepted: 16 MiB (the server's `BSONObjMaxUserSize`) plus the 16 KiB
+/// the server allows internally (`BSONObjMaxInternalSize`), because oplog entries and documents
+/// written by internal operations can reach it and mongodump copies them verbatim. mongo-tools'
+/// archive parser stops at exactly 16 MiB; we accept the slack so that a dump the server produced
+/// can always be exported.
+pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024 + 16 * 1024;
+/// The smallest valid document: a 4-byte length and the terminating 0.
+pub const MIN_DOCUMENT_BYTES: usize = 5;
+/// Size of the read buffer of every source stream (and of each object-store read).
+pub const READ_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 
 /// What kind of namespace a collection is, which decides whether it is exported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,4 +142,48 @@ pub struct SnapshotSource {
     pub format: SourceFormat,
     pub collections: Vec<CollectionInfo>,
     pub info: DumpInfo,
+}
+
+impl CollectionInfo {
+    /// `db.collection`, the way MongoDB names a namespace.
+    pub fn namespace(&self) -> String {
+        format!("{}.{}", self.db, self.name)
+    }
+}
+
+impl SnapshotSource {
+    /// Detects the format at `location` (a mongodump directory: a root with one directory per
+    /// database, or a single database directory; plain or `--gzip`; or, when the location is a
+    /// single object, a mongodump `--archive`, plain or gzip), lists the collections with their
+    /// kinds and metadata and reads `prelude.json` / the archive header. See [`detect`].
+    pub async fn open(location: Location) -> Result<SnapshotSource, SourceError> {
+        detect::open(location).await
+    }
+
+    /// Streams every document of every collection of kind [`CollectionKind::Collection`] to
+    /// `visitor`; empty collections get `begin`/`end` with no documents; other kinds are not
+    /// visited. Blocking: call it inside `spawn_blocking` (it uses `handle` to drive
+    /// object-store requests, and would panic on a runtime worker thread).
+    pub fn read(
+        &self,
+        handle: &tokio::runtime::Handle,
+        visitor: &mut dyn Visitor,
+    ) -> Result<(), SourceError> {
+        match self.format {
+            SourceFormat::Directory | SourceFormat::DirectoryGzip => {
+                directory::read(self, handle, visitor)
+            }
+            SourceFormat::Archive | SourceFormat::ArchiveGzip => {
+                archive::read(self, handle, visitor)
+            }
+        }
+    }
+
+    /// The collections [`read`](Self::read) visits, with their indexes.
+    pub fn exported(&self) -> impl Iterator<Item = (usize, &CollectionInfo)> {
+        self.collections
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.kind == CollectionKind::Collection)
+    }
 }

@@ -1,0 +1,408 @@
+//! mongodump directory dumps: `<db>/<coll>.bson` + `<coll>.metadata.json`, optional
+//! `prelude.json`, and the `--gzip` variant (`.bson.gz`, `.metadata.json.gz`, `prelude.json.gz`).
+//!
+//! Layout decisions:
+//! - **Root or database directory.** When any subdirectory holds `.bson`/`.metadata.json` files
+//!   the location is a dump root, one database per subdirectory; otherwise it is a single database
+//!   directory named after its last path segment (`mongodump -d db` output, or a dump root's
+//!   `<db>/`). At a root, `oplog.bson` is the `--oplog` pseudo-namespace (listed as
+//!   [`CollectionKind::System`] with an empty database, never read) and other loose `.bson` files
+//!   are ignored with a warning, as mongorestore does; directories nested deeper are ignored with
+//!   a warning too.
+//! - **Names.** File names are unescaped (`caf%C3%A9s.bson` → `cafés`); mongodump's shortened
+//!   names (cut and marked with `%24` + hash) take the real name from the metadata's
+//!   `collectionName`.
+//! - **Metadata.** A `.bson` without metadata is a collection with `metadata: None`; metadata
+//!   without `.bson` (views always, empty collections sometimes) is listed from the metadata
+//!   alone and, if it is a collection, read as empty. Invalid metadata is
+//!   [`SourceError::Invalid`] naming the file. A *0-byte* (or blank) metadata file, such as
+//!   mongo-tools' `testdirs/db1/c3.metadata.json`, states nothing that could be wrong: it is
+//!   treated as missing metadata with a warning, so the collection's documents (which are
+//!   checked on their own) still export and its `metadata.json` gets an empty index list.
+//!   Failing the whole export over a file that carries no information helps no one; a
+//!   non-empty file that does not parse, on the other hand, may hide views or options we must
+//!   not get wrong, so it fails.
+//! - **Order.** Collections are sorted by (database, collection), bytewise, and read one after
+//!   another in that order.
+
+use std::collections::BTreeMap;
+
+use futures::StreamExt;
+use tokio::runtime::Handle;
+
+use super::frames::{Frame, FrameReader};
+use super::metadata::{
+    collection_name, kind_of, parse_extjson, prelude_server_version, unescape_name,
+};
+use super::objects::{self, Listed, object_name, relative_key};
+use super::{
+    CollectionInfo, CollectionKind, DumpInfo, SnapshotSource, SourceError, SourceFormat, Visitor,
+};
+use crate::storage::Location;
+
+/// Metadata and prelude files larger than this are refused (real ones are a few KiB).
+const METADATA_LIMIT: u64 = 16 * 1024 * 1024;
+/// How many metadata files are fetched at once from an object store.
+const METADATA_FETCHES: usize = 16;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Data,
+    Metadata,
+    Prelude,
+}
+
+/// What a file name is, its base name (collection part) and whether it is gzip'ed.
+fn classify(file: &str) -> Option<(Role, &str, bool)> {
+    let (name, gzip) = match file.strip_suffix(".gz") {
+        Some(n) => (n, true),
+        None => (file, false),
+    };
+    if name == "prelude.json" {
+        return Some((Role::Prelude, name, gzip));
+    }
+    if let Some(base) = name.strip_suffix(".metadata.json") {
+        return (!base.is_empty()).then_some((Role::Metadata, base, gzip));
+    }
+    if let Some(base) = name.strip_suffix(".bson") {
+        return (!base.is_empty()).then_some((Role::Data, base, gzip));
+    }
+    None
+}
+
+#[derive(Default)]
+struct Entry {
+    data: Option<(Listed, bool)>,
+    metadata: Option<(Listed, bool)>,
+}
+
+/// Lists a directory dump. `Ok(None)` when the location holds no dump files at all.
+pub(crate) async fn open(location: Location) -> Result<Option<SnapshotSource>, SourceError> {
+    let (listed, deeper) = objects::list(&location, 2).await?;
+    let split = |l: &Listed| -> (Option<String>, String) {
+        match l.rel.split_once('/') {
+            Some((dir, file)) => (Some(dir.to_string()), file.to_string()),
+            None => (None, l.rel.clone()),
+        }
+    };
+    let is_root = listed.iter().any(|l| {
+        let (dir, file) = split(l);
+        dir.is_some() && matches!(classify(&file), Some((Role::Data | Role::Metadata, _, _)))
+    });
+    let single_db = if is_root {
+        None
+    } else {
+        Some(unescape_name(&database_dir_name(&location)?))
+    };
+    for dir in &deeper {
+        tracing::warn!(object = %object_name(&location, dir), "ignoring a nested directory of the dump");
+    }
+
+    // (database dir, file base) → files, raw names; BTreeMap for a deterministic walk.
+    let mut entries: BTreeMap<(String, String), Entry> = BTreeMap::new();
+    let mut preludes: Vec<Listed> = Vec::new();
+    let mut oplog: Option<(Listed, bool)> = None;
+    let mut any_gzip = false;
+    for item in &listed {
+        let (dir, file) = split(item);
+        let Some((role, base, gzip)) = classify(&file) else {
+            continue;
+        };
+        let db_dir = match (&dir, is_root) {
+            (Some(d), true) => d.clone(),
+            (None, false) => String::new(),
+            (None, true) => {
+                match role {
+                    Role::Prelude => preludes.insert(0, item.clone()),
+                    Role::Data if base == "oplog" => oplog = Some((item.clone(), gzip)),
+                    _ => tracing::warn!(
+                        object = %object_name(&location, &item.rel),
+                        "ignoring a file at the dump root that belongs to no database"
+                    ),
+                }
+                continue;
+            }
+            (Some(_), false) => {
+                if role != Role::Prelude {
+                    tracing::warn!(object = %object_name(&location, &item.rel), "ignoring a file in a subdirectory of the database directory");
+                }
+                continue;
+            }
+        };
+        if role == Role::Prelude {
+            // A root's prelude comes first; a database directory's own is a fallback.
+            if dir.is_none() {
+                preludes.insert(0, item.clone());
+            } else {
+                preludes.push(item.clone());
+            }
+            continue;
+        }
+        any_gzip |= gzip;
+        let entry = entries.entry((db_dir, base.to_string())).or_default();
+        let slot = match role {
+            Role::Data => &mut entry.data,
+            _ => &mut entry.metadata,
+        };
+        if let Some((existing, _)) = slot {
+            return Err(SourceError::Invalid {
+                object: object_name(&location, &item.rel),
+                message: format!(
+                    "{} holds the same collection",
+                    object_name(&location, &existing.rel)
+                ),
+            });
+        }
+        *slot = Some((item.clone(), gzip));
+    }
+    if entries.is_empty() && oplog.is_none() {
+        return Ok(None);
+    }
+
+    let mut info = DumpInfo::default();
+    let mut account = |l: &Listed| {
+        info.total_bytes += l.size;
+        if let Some(m) = l.modified {
+            info.taken_at = Some(info.taken_at.map_or(m, |t| t.max(m)));
+        }
+    };
+    if let Some(prelude) = preludes.first() {
+        account(prelude);
+    }
+    for entry in entries.values() {
+        for (l, _) in entry.data.iter().chain(entry.metadata.iter()) {
+            account(l);
+        }
+    }
+    info.mongod_version = read_prelude(&location, preludes.first()).await?;
+
+    // Metadata, fetched a few at a time (object stores) in a stable order.
+    let keys: Vec<(String, String)> = entries.keys().cloned().collect();
+    let fetches = keys.iter().map(|key| {
+        let meta = entries[key].metadata.clone();
+        let location = &location;
+        async move {
+            match meta {
+                Some((listed, gzip)) => read_metadata(location, &listed, gzip).await,
+                None => Ok(None),
+            }
+        }
+    });
+    let metadata: Vec<Result<Option<bson::Document>, SourceError>> = futures::stream::iter(fetches)
+        .buffered(METADATA_FETCHES)
+        .collect()
+        .await;
+
+    let mut collections = Vec::with_capacity(keys.len() + 1);
+    if let Some((listed, _)) = &oplog {
+        collections.push(CollectionInfo {
+            db: String::new(),
+            name: "oplog".into(),
+            kind: CollectionKind::System,
+            metadata: None,
+            source_object: object_name(&location, &listed.rel),
+            bson_bytes: Some(listed.size),
+        });
+    }
+    for (key, metadata) in keys.iter().zip(metadata) {
+        let metadata = metadata?;
+        let entry = &entries[key];
+        let db = match &single_db {
+            Some(name) => name.clone(),
+            None => unescape_name(&key.0),
+        };
+        let name = collection_name(&key.1, metadata.as_ref());
+        let kind = kind_of(&db, &name, metadata.as_ref(), None);
+        let (source, bson_bytes) = match (&entry.data, &entry.metadata) {
+            (Some((data, gzip)), _) => (&data.rel, if *gzip { None } else { Some(data.size) }),
+            (None, Some((meta, _))) => (&meta.rel, Some(0)),
+            (None, None) => continue,
+        };
+        collections.push(CollectionInfo {
+            db,
+            name,
+            kind,
+            metadata,
+            source_object: object_name(&location, source),
+            bson_bytes,
+        });
+    }
+    collections.sort_by(|a, b| (&a.db, &a.name).cmp(&(&b.db, &b.name)));
+    if let Some(pair) = collections
+        .windows(2)
+        .find(|w| w[0].db == w[1].db && w[0].name == w[1].name)
+    {
+        return Err(SourceError::Invalid {
+            object: pair[1].source_object.clone(),
+            message: format!(
+                "collection {} also comes from {}",
+                pair[1].namespace(),
+                pair[0].source_object
+            ),
+        });
+    }
+    Ok(Some(SnapshotSource {
+        location,
+        format: if any_gzip {
+            SourceFormat::DirectoryGzip
+        } else {
+            SourceFormat::Directory
+        },
+        collections,
+        info,
+    }))
+}
+
+/// The last path segment of a location that is a database directory.
+fn database_dir_name(location: &Location) -> Result<String, SourceError> {
+    let from_root = location
+        .local_root
+        .as_ref()
+        .and_then(|r| r.file_name())
+        .and_then(|n| n.to_str())
+        .map(str::to_string);
+    let from_prefix = location
+        .prefix
+        .as_ref()
+        .rsplit('/')
+        .next()
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
+    from_root
+        .or(from_prefix)
+        .ok_or_else(|| SourceError::Invalid {
+            object: object_name(location, ""),
+            message: "the dump has no database directories and its location has no name to use as \
+                  the database name"
+                .into(),
+        })
+}
+
+async fn read_metadata(
+    location: &Location,
+    listed: &Listed,
+    gzip: bool,
+) -> Result<Option<bson::Document>, SourceError> {
+    let object = object_name(location, &listed.rel);
+    let bytes = read_text(location, listed, gzip).await?;
+    match parse_extjson(&bytes) {
+        Ok(Some(doc)) => Ok(Some(doc)),
+        Ok(None) => {
+            tracing::warn!(object = %object, "metadata file is empty, treating the collection as having no metadata");
+            Ok(None)
+        }
+        Err(message) => Err(SourceError::Invalid { object, message }),
+    }
+}
+
+async fn read_prelude(
+    location: &Location,
+    prelude: Option<&Listed>,
+) -> Result<Option<String>, SourceError> {
+    let Some(listed) = prelude else {
+        return Ok(None);
+    };
+    let gzip = listed.rel.ends_with(".gz");
+    let bytes = read_text(location, listed, gzip).await?;
+    // The prelude only feeds `mongod_version`: an unreadable one is not worth failing for.
+    match prelude_server_version(&bytes) {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            tracing::warn!(object = %object_name(location, &listed.rel), error = %e, "ignoring an unreadable prelude");
+            Ok(None)
+        }
+    }
+}
+
+async fn read_text(
+    location: &Location,
+    listed: &Listed,
+    gzip: bool,
+) -> Result<Vec<u8>, SourceError> {
+    let raw = objects::read_small(location, &listed.rel, METADATA_LIMIT).await?;
+    if !gzip {
+        return Ok(raw);
+    }
+    let object = object_name(location, &listed.rel);
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(raw.as_slice())
+            .take(METADATA_LIMIT + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| SourceError::Corrupt {
+                object: object.clone(),
+                offset: out.len() as u64,
+                message: format!("invalid gzip data: {e}"),
+            })?;
+        if out.len() as u64 > METADATA_LIMIT {
+            return Err(SourceError::Invalid {
+                object,
+                message: format!("decompresses to more than {METADATA_LIMIT} bytes"),
+            });
+        }
+        Ok(out)
+    })
+    .await
+    .map_err(|e| SourceError::Stopped(format!("decompression task failed: {e}")))?
+}
+
+/// Reads every exported collection, one after another. See [`SnapshotSource::read`].
+pub(crate) fn read(
+    source: &SnapshotSource,
+    handle: &Handle,
+    visitor: &mut dyn Visitor,
+) -> Result<(), SourceError> {
+    for (index, collection) in source.exported() {
+        visitor.begin(index)?;
+        let object = &collection.source_object;
+        let gzip = object.ends_with(".bson.gz");
+        if gzip || object.ends_with(".bson") {
+            let rel = relative_key(&source.location, object);
+            let stream = objects::open_blocking(&source.location, rel, gzip, handle)?;
+            let mut frames = FrameReader::documents(stream, object.clone());
+            loop {
+                match frames.next_frame()? {
+                    Frame::Document { bytes, offset } => visitor.document(index, bytes, offset)?,
+                    Frame::End { .. } => break,
+                    // Terminators are not recognized in plain document streams.
+                    Frame::Terminator { offset } => {
+                        return Err(SourceError::Corrupt {
+                            object: object.clone(),
+                            offset,
+                            message: "unexpected archive terminator".into(),
+                        });
+                    }
+                }
+            }
+        }
+        visitor.end(index)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_classified() {
+        assert_eq!(classify("c.bson"), Some((Role::Data, "c", false)));
+        assert_eq!(classify("c.bson.gz"), Some((Role::Data, "c", true)));
+        assert_eq!(
+            classify("c.metadata.json"),
+            Some((Role::Metadata, "c", false))
+        );
+        assert_eq!(
+            classify("a.b.metadata.json.gz"),
+            Some((Role::Metadata, "a.b", true))
+        );
+        assert_eq!(
+            classify("prelude.json.gz"),
+            Some((Role::Prelude, "prelude.json", true))
+        );
+        assert_eq!(classify(".bson"), None);
+        assert_eq!(classify("notes.txt"), None);
+        assert_eq!(classify("x.json"), None);
+    }
+}

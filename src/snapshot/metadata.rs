@@ -1,0 +1,225 @@
+//! Collection metadata (`<coll>.metadata.json`, the archive prelude's `metadata` strings),
+//! `prelude.json`, collection kinds and mongodump's file-name escaping.
+
+use bson::Document;
+use percent_encoding::percent_decode_str;
+use serde_json::{Map, Value};
+
+use super::CollectionKind;
+
+/// Parses Extended JSON text (canonical, relaxed, and the legacy `{"$binary": …, "$type": …}`
+/// form older mongodump versions wrote) into a document.
+///
+/// `Ok(None)` for an empty or whitespace-only text: it carries no metadata at all, which the
+/// callers treat as "no metadata" (see [`super::directory`] for why).
+pub(crate) fn parse_extjson(text: &[u8]) -> Result<Option<Document>, String> {
+    let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
+    if text.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let value: Value = serde_json::from_slice(text).map_err(|e| format!("invalid json: {e}"))?;
+    let Value::Object(map) = value else {
+        return Err("expected a json object".into());
+    };
+    let map = upgrade_legacy(map);
+    Document::try_from(map)
+        .map(Some)
+        .map_err(|e| format!("invalid extended json: {e}"))
+}
+
+/// Rewrites legacy `{"$binary": "<base64>", "$type": "<hex>"}` objects (Extended JSON v1) into
+/// the v2 shape the `bson` crate parses. Only objects with exactly these two string members
+/// are touched: `$type` alone is also a query operator that can appear in index filters.
+fn upgrade_legacy(map: Map<String, Value>) -> Map<String, Value> {
+    if map.len() == 2 {
+        if let (Some(Value::String(b64)), Some(Value::String(subtype))) =
+            (map.get("$binary"), map.get("$type"))
+        {
+            let mut body = Map::new();
+            body.insert("base64".into(), Value::String(b64.clone()));
+            body.insert("subType".into(), Value::String(subtype.clone()));
+            let mut out = Map::new();
+            out.insert("$binary".into(), Value::Object(body));
+            return out;
+        }
+    }
+    map.into_iter()
+        .map(|(k, v)| (k, upgrade_value(v)))
+        .collect()
+}
+
+fn upgrade_value(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(upgrade_legacy(map)),
+        Value::Array(items) => Value::Array(items.into_iter().map(upgrade_value).collect()),
+        other => other,
+    }
+}
+
+/// The server version recorded in `prelude.json` (`{"ServerVersion": "7.0.16", …}`);
+/// `None` when absent, empty or `"unknown"`.
+pub(crate) fn prelude_server_version(text: &[u8]) -> Result<Option<String>, String> {
+    let value: Value = serde_json::from_slice(text).map_err(|e| format!("invalid json: {e}"))?;
+    Ok(value
+        .get("ServerVersion")
+        .and_then(Value::as_str)
+        .and_then(known_version))
+}
+
+pub(crate) fn known_version(v: &str) -> Option<String> {
+    let v = v.trim();
+    (!v.is_empty() && !v.eq_ignore_ascii_case("unknown")).then(|| v.to_string())
+}
+
+/// Decides what a namespace is. Names decide first (`system.*` other than `system.js`, the
+/// time-series buckets `system.buckets.*`, the oplog pseudo-namespace with an empty database),
+/// then the metadata's `type` (also given by the archive prelude) and options.
+pub(crate) fn kind_of(
+    db: &str,
+    name: &str,
+    metadata: Option<&Document>,
+    type_hint: Option<&str>,
+) -> CollectionKind {
+    if db.is_empty() || (name.starts_with("system.") && name != "system.js") {
+        return CollectionKind::System;
+    }
+    let declared = metadata
+        .and_then(|m| m.get_str("type").ok())
+        .or(type_hint)
+        .unwrap_or("");
+    let options = metadata.and_then(|m| m.get_document("options").ok());
+    let has_option = |key: &str| options.is_some_and(|o| o.contains_key(key));
+    if declared == "view" || has_option("viewOn") {
+        CollectionKind::View
+    } else if declared == "timeseries" || has_option("timeseries") {
+        CollectionKind::Timeseries
+    } else {
+        CollectionKind::Collection
+    }
+}
+
+/// Undoes mongodump's file-name escaping (Go's `url.PathEscape`: `caf%C3%A9s` → `cafés`).
+/// A name that does not decode to UTF-8 is kept as it is.
+pub(crate) fn unescape_name(name: &str) -> String {
+    match percent_decode_str(name).decode_utf8() {
+        Ok(decoded) => decoded.into_owned(),
+        Err(_) => name.to_string(),
+    }
+}
+
+/// The collection name for a dump file's base name. mongodump shortens names that would make
+/// file names too long and marks the cut with `$` and a hash (`%24` in the file name); the
+/// metadata's `collectionName` then holds the real name. `$` cannot occur in a real
+/// collection name, so its presence is the signal.
+pub(crate) fn collection_name(file_base: &str, metadata: Option<&Document>) -> String {
+    let decoded = unescape_name(file_base);
+    if decoded.contains('$') {
+        if let Some(Ok(full)) = metadata.map(|m| m.get_str("collectionName")) {
+            return full.to_string();
+        }
+    }
+    decoded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::Bson;
+
+    #[test]
+    fn canonical_relaxed_and_legacy_metadata_parse() {
+        let doc = parse_extjson(
+            br#"{"options":{"size":{"$numberLong":"10"},"capped":true},"indexes":[{"v":2,"key":{"_id":1},"name":"_id_"}],"uuid":"0536e9fd3d204b1e8e711a834ba704a6","x":{"$binary":"AAE=","$type":"00"}}"#,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            doc.get_document("options")
+                .unwrap()
+                .get_i64("size")
+                .unwrap(),
+            10
+        );
+        let ix = doc.get_array("indexes").unwrap();
+        assert_eq!(ix.len(), 1);
+        match doc.get("x") {
+            Some(Bson::Binary(b)) => assert_eq!(b.bytes, vec![0, 1]),
+            other => panic!("expected binary, got {other:?}"),
+        }
+        // Key order is preserved (the metadata.json we write keeps it).
+        let keys: Vec<_> = doc.keys().cloned().collect();
+        assert_eq!(keys, ["options", "indexes", "uuid", "x"]);
+    }
+
+    #[test]
+    fn empty_metadata_is_none_and_garbage_is_an_error() {
+        assert_eq!(parse_extjson(b"").unwrap(), None);
+        assert_eq!(parse_extjson(b"  \n").unwrap(), None);
+        assert!(parse_extjson(b"{").is_err());
+        assert!(parse_extjson(b"[1]").is_err());
+        assert!(parse_extjson(br#"{"a":{"$numberInt":"x"}}"#).is_err());
+    }
+
+    #[test]
+    fn query_operators_are_not_mistaken_for_legacy_types() {
+        let doc = parse_extjson(br#"{"f":{"$type":"string"},"r":{"$regex":"^a"}}"#)
+            .unwrap()
+            .unwrap();
+        assert!(doc.get_document("f").unwrap().contains_key("$type"));
+        assert!(doc.get_document("r").unwrap().contains_key("$regex"));
+    }
+
+    #[test]
+    fn kinds_follow_names_then_metadata() {
+        let view = bson::doc! {"options": {"viewOn": "a", "pipeline": []}};
+        let ts = bson::doc! {"options": {"timeseries": {"timeField": "t"}}};
+        assert_eq!(kind_of("d", "c", None, None), CollectionKind::Collection);
+        assert_eq!(
+            kind_of("d", "system.js", None, None),
+            CollectionKind::Collection
+        );
+        assert_eq!(
+            kind_of("d", "system.views", None, None),
+            CollectionKind::System
+        );
+        assert_eq!(
+            kind_of("d", "system.buckets.x", Some(&ts), None),
+            CollectionKind::System
+        );
+        assert_eq!(kind_of("", "oplog", None, None), CollectionKind::System);
+        assert_eq!(kind_of("d", "v", Some(&view), None), CollectionKind::View);
+        assert_eq!(kind_of("d", "v", None, Some("view")), CollectionKind::View);
+        assert_eq!(
+            kind_of("d", "t", Some(&ts), None),
+            CollectionKind::Timeseries
+        );
+        let typed = bson::doc! {"type": "timeseries"};
+        assert_eq!(
+            kind_of("d", "t", Some(&typed), None),
+            CollectionKind::Timeseries
+        );
+    }
+
+    #[test]
+    fn names_are_unescaped_and_truncated_names_come_from_metadata() {
+        assert_eq!(unescape_name("caf%C3%A9s"), "cafés");
+        assert_eq!(unescape_name("a%2Fb"), "a/b");
+        assert_eq!(unescape_name("bad%FF"), "bad%FF");
+        let meta = bson::doc! {"collectionName": "long-real-name"};
+        assert_eq!(
+            collection_name("long%24hash", Some(&meta)),
+            "long-real-name"
+        );
+        assert_eq!(collection_name("long%24hash", None), "long$hash");
+        assert_eq!(collection_name("plain", Some(&meta)), "plain");
+    }
+
+    #[test]
+    fn prelude_versions() {
+        let v = prelude_server_version(br#"{"ServerVersion":"7.0.16","ToolVersion":""}"#);
+        assert_eq!(v.unwrap().as_deref(), Some("7.0.16"));
+        let v = prelude_server_version(br#"{"ServerVersion":"unknown","ToolVersion":""}"#);
+        assert_eq!(v.unwrap(), None);
+        assert!(prelude_server_version(b"nope").is_err());
+    }
+}

@@ -38,7 +38,10 @@ fn load_corpus() -> Vec<(String, Value)> {
         .map(|p| {
             let text = std::fs::read_to_string(&p).expect("corpus file is readable");
             let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            (name, serde_json::from_str(&text).expect("corpus file is JSON"))
+            (
+                name,
+                serde_json::from_str(&text).expect("corpus file is JSON"),
+            )
         })
         .collect()
 }
@@ -53,8 +56,8 @@ fn hex(s: &str) -> Vec<u8> {
 
 /// Parsed and re-serialized: whitespace, escapes and number spelling normalized, key order kept.
 fn normalize(text: &str) -> String {
-    let value: Value = serde_json::from_str(text)
-        .unwrap_or_else(|e| panic!("not valid JSON ({e}): {text}"));
+    let value: Value =
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("not valid JSON ({e}): {text}"));
     serde_json::to_string(&value).unwrap()
 }
 
@@ -224,7 +227,9 @@ fn check(
                     textual_difference_is_explained(&ours, &corpus),
                     "{label}: unexplained textual difference\n ours:   {ours}\n corpus: {corpus}"
                 );
-                tally.explained.push(format!("{label}: {ours}  vs  {corpus}"));
+                tally
+                    .explained
+                    .push(format!("{label}: {ours}  vs  {corpus}"));
             }
         }
     }
@@ -241,10 +246,27 @@ fn every_valid_case_encodes_to_the_corpus_extended_json_and_every_decode_error_i
             let cb = hex(case["canonical_bson"].as_str().unwrap());
             check(&mut tally, &label, &cb, canonical, relaxed, true);
             if let Some(db) = case["degenerate_bson"].as_str() {
-                check(&mut tally, &format!("{label} (degenerate bson)"), &hex(db), canonical, relaxed, false);
+                check(
+                    &mut tally,
+                    &format!("{label} (degenerate bson)"),
+                    &hex(db),
+                    canonical,
+                    relaxed,
+                    false,
+                );
             }
-            if let (Some(b), Some(j)) = (case["converted_bson"].as_str(), case["converted_extjson"].as_str()) {
-                check(&mut tally, &format!("{label} (converted)"), &hex(b), j, None, false);
+            if let (Some(b), Some(j)) = (
+                case["converted_bson"].as_str(),
+                case["converted_extjson"].as_str(),
+            ) {
+                check(
+                    &mut tally,
+                    &format!("{label} (converted)"),
+                    &hex(b),
+                    j,
+                    None,
+                    false,
+                );
                 tally.conversions += 1;
             }
             tally.valid += 1;
@@ -256,8 +278,15 @@ fn every_valid_case_encodes_to_the_corpus_extended_json_and_every_decode_error_i
                 let mut out = b"previous line\n".to_vec();
                 let result = write_document(&bson, format, &mut out);
                 let err = result.expect_err(&format!("{label}: invalid BSON accepted in {format}"));
-                assert!(err.offset <= bson.len(), "{label}: error offset {} out of range", err.offset);
-                assert_eq!(out, b"previous line\n", "{label}: output not restored after error");
+                assert!(
+                    err.offset <= bson.len(),
+                    "{label}: error offset {} out of range",
+                    err.offset
+                );
+                assert_eq!(
+                    out, b"previous line\n",
+                    "{label}: output not restored after error"
+                );
             }
             tally.decode_errors += 1;
         }

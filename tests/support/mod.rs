@@ -1,0 +1,192 @@
+//! Helpers shared by the integration tests: the storage backends to run a suite against, the
+//! Python interpreter with the readers' packages, and the PostgreSQL server.
+//!
+//! `scripts/test` starts the servers and exports their addresses (see its header). Without
+//! them a backend is skipped with a note on stderr, so `cargo test` works on a bare laptop —
+//! unless `SNAPEX_TEST_REQUIRE_SERVICES=1`, which `scripts/test` sets: then a missing server is
+//! a failure, because a suite that silently skipped S3 would prove nothing about S3.
+//!
+//! Use from a test file with `mod support;`.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use snapex::storage::{self, Location, StorageOptions};
+
+/// Environment variables `scripts/test` exports.
+pub const ENV_REQUIRE: &str = "SNAPEX_TEST_REQUIRE_SERVICES";
+pub const ENV_S3_ENDPOINT: &str = "SNAPEX_TEST_S3_ENDPOINT";
+pub const ENV_S3_BUCKET: &str = "SNAPEX_TEST_S3_BUCKET";
+pub const ENV_S3_ACCESS_KEY: &str = "SNAPEX_TEST_S3_ACCESS_KEY";
+pub const ENV_S3_SECRET_KEY: &str = "SNAPEX_TEST_S3_SECRET_KEY";
+/// Read by object_store itself in Azure emulator mode; it cannot be passed as an option.
+pub const ENV_AZURITE_URL: &str = "AZURITE_BLOB_STORAGE_URL";
+pub const ENV_AZURE_CONTAINER: &str = "SNAPEX_TEST_AZURE_CONTAINER";
+pub const ENV_POSTGRES_URL: &str = "SNAPEX_TEST_POSTGRES_URL";
+pub const ENV_PYTHON: &str = "SNAPEX_TEST_PYTHON";
+
+/// Every backend name [`location`] knows, in the order [`test_locations`] returns them.
+pub const BACKENDS: [&str; 4] = ["memory", "local", "s3", "azure"];
+
+pub fn services_required() -> bool {
+    std::env::var(ENV_REQUIRE).is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+}
+
+/// The values of `vars`, or `None` after reporting (or panicking, when services are required)
+/// what is missing for `what`.
+fn require_env(what: &str, vars: &[&str]) -> Option<Vec<String>> {
+    let values: Vec<Option<String>> = vars
+        .iter()
+        .map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .collect();
+    if values.iter().all(Option::is_some) {
+        return Some(values.into_iter().flatten().collect());
+    }
+    let missing: Vec<&str> = vars
+        .iter()
+        .zip(&values)
+        .filter(|(_, v)| v.is_none())
+        .map(|(k, _)| *k)
+        .collect();
+    if services_required() {
+        panic!(
+            "{what} is required ({ENV_REQUIRE}=1) but {} is not set; run the tests through scripts/test",
+            missing.join(", ")
+        );
+    }
+    eprintln!(
+        "note: skipping {what}: {} not set (scripts/test sets it)",
+        missing.join(", ")
+    );
+    None
+}
+
+/// A name no other test, test process or earlier run uses: prefixes in the shared emulator
+/// bucket and memory-store names.
+pub fn unique_name(tag: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{tag}-{nanos}-{}-{n}", std::process::id())
+}
+
+/// Options that reach the emulators: explicit endpoint and keys for S3, emulator mode for Azure,
+/// and few retries so a broken emulator fails a test in seconds, not minutes.
+pub fn storage_options() -> StorageOptions {
+    StorageOptions {
+        s3_endpoint: std::env::var(ENV_S3_ENDPOINT).ok(),
+        s3_region: Some("us-east-1".into()),
+        s3_access_key_id: std::env::var(ENV_S3_ACCESS_KEY).ok(),
+        s3_secret_access_key: std::env::var(ENV_S3_SECRET_KEY).ok(),
+        azure_use_emulator: true,
+        allow_http: true,
+        max_retries: Some(2),
+        retry_timeout: Some(Duration::from_secs(20)),
+        ..StorageOptions::default()
+    }
+}
+
+/// A fresh, empty location on `backend` (one of [`BACKENDS`]), or `None` when that backend's
+/// server is not configured and services are not required.
+///
+/// - `memory`: a new process-wide `memory://` store;
+/// - `local`: a new directory under cargo's per-target temp dir (kept after the test, so a
+///   failure can be inspected; `cargo clean` removes it);
+/// - `s3`, `azure`: a unique prefix in the emulator's bucket/container.
+pub fn location(backend: &str) -> Option<Location> {
+    let url = match backend {
+        "memory" => format!("memory://{}/data", unique_name("mem")),
+        "local" => {
+            let dir = tempfile::Builder::new()
+                .prefix("snapex-local-")
+                .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+                .expect("create a temp dir")
+                .keep();
+            dir.to_str().expect("utf-8 temp dir").to_string()
+        }
+        "s3" => {
+            let vars = [
+                ENV_S3_ENDPOINT,
+                ENV_S3_BUCKET,
+                ENV_S3_ACCESS_KEY,
+                ENV_S3_SECRET_KEY,
+            ];
+            let v = require_env("the s3 emulator", &vars)?;
+            format!("s3://{}/{}", v[1], unique_name("t"))
+        }
+        "azure" => {
+            let v = require_env("azurite", &[ENV_AZURITE_URL, ENV_AZURE_CONTAINER])?;
+            format!("az://{}/{}", v[1], unique_name("t"))
+        }
+        other => panic!("unknown test backend {other}"),
+    };
+    let loc = storage::open(&url, &storage_options()).unwrap_or_else(|e| panic!("open {url}: {e}"));
+    Some(loc)
+}
+
+/// One fresh location per available backend: memory, local, s3, azure.
+pub fn test_locations() -> Vec<(&'static str, Location)> {
+    BACKENDS
+        .iter()
+        .filter_map(|b| location(b).map(|loc| (*b, loc)))
+        .collect()
+}
+
+/// Environment for a child process (the `snapex` binary) so that `from_env` reaches the same
+/// emulator as [`location`] does for `backend`. `AZURITE_BLOB_STORAGE_URL` is inherited.
+pub fn child_env(backend: &str) -> Vec<(String, String)> {
+    let get = |k: &str| std::env::var(k).unwrap_or_default();
+    let pairs: Vec<(&str, String)> = match backend {
+        "s3" => vec![
+            ("AWS_ENDPOINT", get(ENV_S3_ENDPOINT)),
+            ("AWS_ACCESS_KEY_ID", get(ENV_S3_ACCESS_KEY)),
+            ("AWS_SECRET_ACCESS_KEY", get(ENV_S3_SECRET_KEY)),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+        ],
+        "azure" => vec![("AZURE_STORAGE_USE_EMULATOR", "true".into())],
+        _ => vec![],
+    };
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// The venv interpreter with pymongo, duckdb and requests (`SNAPEX_TEST_PYTHON`).
+pub fn python() -> Option<PathBuf> {
+    require_env("the test python (pymongo, duckdb, requests)", &[ENV_PYTHON])
+        .map(|v| PathBuf::from(&v[0]))
+}
+
+/// `postgres://…` of the test server's `snapex` database (`SNAPEX_TEST_POSTGRES_URL`). Tests
+/// that create tables should use [`postgres_database`] instead, to get a database of their own.
+pub fn postgres_url() -> Option<String> {
+    require_env("postgresql", &[ENV_POSTGRES_URL]).map(|mut v| v.remove(0))
+}
+
+/// A new, empty database on the test server (its user may create databases), so that tests
+/// running at the same time never see each other's tables. Returns its URL.
+pub async fn postgres_database() -> Option<String> {
+    use sqlx::Connection;
+    let url = postgres_url()?;
+    let name = unique_name("snapex_t").replace('-', "_");
+    let mut conn = sqlx::PgConnection::connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {ENV_POSTGRES_URL}: {e}"));
+    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("create database {name}: {e}"));
+    let base = url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&url);
+    Some(format!("{base}/{name}"))
+}
+
+/// `tests/readers/<name>`.
+pub fn reader(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/readers")
+        .join(name)
+}

@@ -1,0 +1,250 @@
+//! OAuth 2.0 client credentials for service accounts (RFC 6749 §4.4) and token revocation
+//! (RFC 7009): `POST /api/oauth/token` and `POST /api/oauth/revoke`.
+//!
+//! The client authenticates with HTTP Basic (what the Atlas SDKs and `golang.org/x/oauth2`
+//! send first) or with `client_id`/`client_secret` form fields. Errors on these two endpoints
+//! use the RFC 6749 body `{error, error_description}` rather than Atlas's error body, because
+//! OAuth client libraries parse that shape.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRef, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::Serialize;
+
+use super::digest::REALM;
+use super::service::{AuthError, AuthService};
+
+/// The OAuth routes, for any router state from which an [`AuthService`] can be taken.
+pub fn routes<S>() -> Router<S>
+where
+    AuthService: FromRef<S>,
+    S: Clone + Send + Sync + 'static,
+{
+    Router::new()
+        .route("/api/oauth/token", post(token))
+        .route("/api/oauth/revoke", post(revoke))
+}
+
+#[derive(Serialize)]
+struct TokenResponse<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: u64,
+}
+
+#[derive(Serialize)]
+struct OAuthErrorBody<'a> {
+    error: &'a str,
+    error_description: &'a str,
+}
+
+/// An RFC 6749 §5.2 error.
+struct OAuthError {
+    status: StatusCode,
+    error: &'static str,
+    description: String,
+    /// The client tried HTTP Basic: a 401 must then carry a Basic challenge.
+    basic_challenge: bool,
+}
+
+impl OAuthError {
+    fn invalid_request(description: impl Into<String>) -> Self {
+        OAuthError {
+            status: StatusCode::BAD_REQUEST,
+            error: "invalid_request",
+            description: description.into(),
+            basic_challenge: false,
+        }
+    }
+
+    fn invalid_client(basic: bool) -> Self {
+        OAuthError {
+            status: StatusCode::UNAUTHORIZED,
+            error: "invalid_client",
+            description: "client authentication failed".into(),
+            basic_challenge: basic,
+        }
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&OAuthErrorBody {
+            error: self.error,
+            error_description: &self.description,
+        })
+        .unwrap_or_default();
+        let mut response = (self.status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self.status == StatusCode::UNAUTHORIZED {
+            let challenge = if self.basic_challenge {
+                format!("Basic realm=\"{REALM}\"")
+            } else {
+                format!("Bearer realm=\"{REALM}\"")
+            };
+            if let Ok(v) = HeaderValue::from_str(&challenge) {
+                headers.insert(header::WWW_AUTHENTICATE, v);
+            }
+        }
+        response
+    }
+}
+
+fn from_auth_error(e: AuthError, basic: bool) -> OAuthError {
+    match e {
+        AuthError::InvalidClient => OAuthError::invalid_client(basic),
+        other => {
+            tracing::error!(error = %other, "oauth endpoint failed");
+            OAuthError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                error: "server_error",
+                description: "unexpected error".into(),
+                basic_challenge: false,
+            }
+        }
+    }
+}
+
+/// The decoded form body.
+struct Form(Vec<(String, String)>);
+
+impl Form {
+    fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self, OAuthError> {
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !content_type
+            .to_ascii_lowercase()
+            .starts_with("application/x-www-form-urlencoded")
+        {
+            return Err(OAuthError::invalid_request(
+                "the body must be application/x-www-form-urlencoded",
+            ));
+        }
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(body)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        // RFC 6749 §3.2: parameters must not be repeated.
+        for (i, (k, _)) in pairs.iter().enumerate() {
+            if pairs[..i].iter().any(|(other, _)| other == k) {
+                return Err(OAuthError::invalid_request(format!(
+                    "parameter {k} is repeated"
+                )));
+            }
+        }
+        Ok(Form(pairs))
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Client credentials from HTTP Basic (percent-decoded, RFC 6749 §2.3.1) or the form; the flag
+/// says whether Basic was used.
+fn client_credentials(
+    headers: &HeaderMap,
+    form: &Form,
+) -> Result<(String, String, bool), OAuthError> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let value = value
+            .to_str()
+            .map_err(|_| OAuthError::invalid_client(true))?;
+        let (scheme, encoded) = value
+            .trim()
+            .split_once(' ')
+            .ok_or_else(|| OAuthError::invalid_client(true))?;
+        if !scheme.eq_ignore_ascii_case("basic") {
+            return Err(OAuthError::invalid_client(true));
+        }
+        let decoded = STANDARD
+            .decode(encoded.trim())
+            .map_err(|_| OAuthError::invalid_client(true))?;
+        let decoded = String::from_utf8(decoded).map_err(|_| OAuthError::invalid_client(true))?;
+        let (id, secret) = decoded
+            .split_once(':')
+            .ok_or_else(|| OAuthError::invalid_client(true))?;
+        let unescape = |s: &str| {
+            percent_encoding::percent_decode_str(&s.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        return Ok((unescape(id), unescape(secret), true));
+    }
+    match (form.get("client_id"), form.get("client_secret")) {
+        (Some(id), Some(secret)) => Ok((id.to_string(), secret.to_string(), false)),
+        _ => Err(OAuthError::invalid_client(false)),
+    }
+}
+
+async fn token(
+    State(auth): State<AuthService>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let form = Form::parse(&headers, &body)?;
+    match form.get("grant_type") {
+        Some("client_credentials") => {}
+        Some(_) => {
+            return Err(OAuthError {
+                status: StatusCode::BAD_REQUEST,
+                error: "unsupported_grant_type",
+                description: "only client_credentials is supported".into(),
+                basic_challenge: false,
+            });
+        }
+        None => return Err(OAuthError::invalid_request("grant_type is required")),
+    }
+    let (client_id, client_secret, basic) = client_credentials(&headers, &form)?;
+    let issued = auth
+        .issue_token(&client_id, &client_secret)
+        .await
+        .map_err(|e| from_auth_error(e, basic))?;
+    let body = serde_json::to_vec(&TokenResponse {
+        access_token: &issued.access_token,
+        token_type: "Bearer",
+        expires_in: issued.expires_in,
+    })
+    .unwrap_or_default();
+    let mut response = (StatusCode::OK, body).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    // RFC 6749 §5.1: token responses must not be cached.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    Ok(response)
+}
+
+async fn revoke(
+    State(auth): State<AuthService>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let form = Form::parse(&headers, &body)?;
+    let token = form
+        .get("token")
+        .ok_or_else(|| OAuthError::invalid_request("token is required"))?
+        .to_string();
+    let (client_id, client_secret, basic) = client_credentials(&headers, &form)?;
+    auth.revoke_token(&client_id, &client_secret, &token)
+        .await
+        .map_err(|e| from_auth_error(e, basic))?;
+    Ok(StatusCode::OK.into_response())
+}

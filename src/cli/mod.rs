@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 pub mod admin;
 pub mod demo;
 pub mod export;
+pub mod sample;
 pub mod serve;
 pub mod verify;
 
@@ -41,6 +42,8 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Run the whole flow on a generated sample snapshot.
     Demo(demo::DemoArgs),
+    /// Write a deterministic generated sample snapshot (a mongodump directory).
+    Sample(sample::SampleArgs),
 }
 
 /// Where the metadata store lives; shared by `serve` and the administrative commands.
@@ -73,6 +76,7 @@ pub fn main() -> ExitCode {
             Command::Export(args) => export::run(args).await,
             Command::Verify(args) => verify::run(args).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Sample(args) => sample::run(args).await,
         }
     });
     match result {

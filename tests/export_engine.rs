@@ -1,0 +1,540 @@
+//! The export engine end to end: real mongodump fixtures and generated snapshots exported to
+//! every object store (memory, local, S3 on s3s-fs, Azure on Azurite), read back and compared
+//! document by document with the source BSON; failures injected in the middle of uploads;
+//! `verify` against good and damaged exports.
+
+mod support;
+
+use std::io::Read;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use snapex::export::{
+    self, CompleteInfo, ExportError, ExportOptions, ExportSummary, ExportTarget, NoProgress,
+};
+use snapex::snapshot::SnapshotSource;
+use snapex::storage::faulty::FaultyStore;
+use snapex::storage::{self, Location, StorageOptions};
+use tokio_util::sync::CancellationToken;
+
+const FIXTURES: &str = "/work/shared/data/mongodump/mongo-tools";
+
+fn fixtures() -> PathBuf {
+    // The fixtures live beside the project; CI runs on the same machine layout.
+    let beside =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mongodump/mongo-tools");
+    if beside.exists() {
+        beside
+    } else {
+        PathBuf::from(FIXTURES)
+    }
+}
+
+fn complete_info() -> CompleteInfo {
+    CompleteInfo {
+        org_id: "a0123456789abcdef012345a".into(),
+        org_name: "Org One".into(),
+        group_id: "b0123456789abcdef012345b".into(),
+        group_name: "Project One".into(),
+        cluster_unique_id: "c0123456789abcdef012345c".into(),
+        cluster_name: "cluster0".into(),
+        snapshot_initiation_date: Utc.with_ymd_and_hms(2026, 8, 10, 3, 27, 0).unwrap(),
+        labels: vec![("env".into(), "test".into())],
+        custom_data: vec![("team".into(), "data".into())],
+    }
+}
+
+fn prefix() -> String {
+    export::export_prefix(
+        "a0123456789abcdef012345a",
+        "b0123456789abcdef012345b",
+        "cluster0",
+        Utc.with_ymd_and_hms(2026, 8, 10, 3, 27, 0).unwrap(),
+        Utc.timestamp_opt(1_786_332_505, 0).unwrap(),
+    )
+}
+
+async fn open_source(path: &FsPath) -> Arc<SnapshotSource> {
+    let location = storage::open(path.to_str().unwrap(), &StorageOptions::default()).unwrap();
+    Arc::new(SnapshotSource::open(location).await.unwrap())
+}
+
+async fn export_to(
+    bucket: &Location,
+    parts: Vec<(String, Arc<SnapshotSource>)>,
+    options: &ExportOptions,
+) -> Result<ExportSummary, ExportError> {
+    let target = ExportTarget {
+        bucket: bucket.clone(),
+        prefix: prefix(),
+    };
+    export::run_export(
+        parts,
+        &target,
+        &complete_info(),
+        options,
+        Arc::new(NoProgress),
+        CancellationToken::new(),
+    )
+    .await
+}
+
+async fn get(store: &Arc<dyn ObjectStore>, path: &Path) -> Option<Vec<u8>> {
+    match store.get(path).await {
+        Ok(r) => Some(r.bytes().await.unwrap().to_vec()),
+        Err(object_store::Error::NotFound { .. }) => None,
+        Err(e) => panic!("get {path}: {e}"),
+    }
+}
+
+/// The documents of a `.bson` file (mongodump's format: concatenated documents), as bytes.
+fn bson_docs(file: &FsPath) -> Vec<Vec<u8>> {
+    let mut data = Vec::new();
+    let mut f = std::fs::File::open(file).unwrap();
+    f.read_to_end(&mut data).unwrap();
+    if file.extension().is_some_and(|e| e == "gz") {
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(&data[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        data = out;
+    }
+    let mut docs = Vec::new();
+    let mut at = 0;
+    while at + 4 <= data.len() {
+        let len = i32::from_le_bytes(data[at..at + 4].try_into().unwrap()) as usize;
+        docs.push(data[at..at + len].to_vec());
+        at += len;
+    }
+    docs
+}
+
+/// Every document of one collection in an export, decoded from canonical Extended JSON back to
+/// BSON bytes by the `bson` crate (independent of our encoder), in file order.
+async fn exported_docs(bucket: &Location, db: &str, coll: &str, rs: &str) -> Vec<Vec<u8>> {
+    let mut docs = Vec::new();
+    for n in 0.. {
+        let path = bucket.path(&format!("{}/{db}/{coll}/{rs}.{n}.json.gz", prefix()));
+        let Some(gz) = get(&bucket.store, &path).await else {
+            break;
+        };
+        // GzDecoder reads exactly one gzip member: each file must be one complete stream.
+        let mut json = String::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_string(&mut json)
+            .unwrap();
+        assert!(json.ends_with('\n'), "{path}: last line has no newline");
+        for line in json.lines() {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            let doc =
+                bson::Document::try_from(value.as_object().expect("a document per line").clone())
+                    .unwrap_or_else(|e| panic!("{path}: {e}: {line}"));
+            docs.push(doc.to_vec().unwrap());
+        }
+    }
+    docs
+}
+
+#[tokio::test]
+async fn one_export_suite_passes_on_every_object_store() {
+    let dump = fixtures().join("mongorestore/testdata/testdirs");
+    let source = open_source(&dump).await;
+    for (backend, bucket) in support::test_locations() {
+        let summary = export_to(
+            &bucket,
+            vec![("rs0".into(), source.clone())],
+            &ExportOptions::default(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{backend}: {e}"));
+        assert!(summary.total_files > 0, "{backend}");
+
+        // Layout: permission check, .complete with exactly the documented fields.
+        let check = bucket.path("exported_snapshots/.permissioncheck");
+        assert_eq!(
+            get(&bucket.store, &check).await.as_deref(),
+            Some(&[][..]),
+            "{backend}"
+        );
+        let complete = get(
+            &bucket.store,
+            &bucket.path(&format!("{}/.complete", prefix())),
+        )
+        .await
+        .expect(".complete");
+        let complete: serde_json::Value = serde_json::from_slice(&complete).unwrap();
+        let keys: Vec<_> = complete.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(
+            keys,
+            [
+                "orgId",
+                "orgName",
+                "groupId",
+                "groupName",
+                "clusterUniqueId",
+                "clusterName",
+                "snapshotInitiationDate",
+                "totalFiles",
+                "labels",
+                "customData"
+            ]
+        );
+        assert_eq!(
+            complete["snapshotInitiationDate"],
+            "2026-08-10T03:27:00.000Z"
+        );
+        assert_eq!(complete["totalFiles"], summary.total_files);
+        assert_eq!(complete["customData"][0]["key"], "team");
+
+        // Every collection's documents round-trip, in order, as BSON bytes.
+        for info in source
+            .collections
+            .iter()
+            .filter(|c| c.kind == snapex::snapshot::CollectionKind::Collection)
+        {
+            let expected = bson_docs(&dump.join(&info.db).join(format!("{}.bson", info.name)));
+            let got = exported_docs(&bucket, &info.db, &info.name, "rs0").await;
+            assert_eq!(
+                got.len(),
+                expected.len(),
+                "{backend} {}.{}",
+                info.db,
+                info.name
+            );
+            assert!(
+                got == expected,
+                "{backend} {}.{}: documents differ",
+                info.db,
+                info.name
+            );
+            let meta = bucket.path(&format!(
+                "{}/{}/{}/metadata.json",
+                prefix(),
+                info.db,
+                info.name
+            ));
+            assert!(
+                get(&bucket.store, &meta).await.is_some(),
+                "{backend}: {meta}"
+            );
+        }
+
+        let report = export::verify::verify(&bucket.child(&prefix())).await;
+        assert!(report.is_ok(), "{backend}: {:?}", report.problems);
+    }
+}
+
+#[tokio::test]
+async fn small_chunk_size_starts_new_files_and_never_splits_a_document() {
+    let dump = tempfile::tempdir().unwrap();
+    snapex::snapshot::generate::write_sample_dump(
+        dump.path(),
+        &snapex::snapshot::generate::SampleSpec {
+            target_bytes: 3_000_000,
+            seed: 7,
+        },
+    )
+    .unwrap();
+    let source = open_source(dump.path()).await;
+    let bucket = support::location("local").unwrap();
+    let chunk = 200_000;
+    let options = ExportOptions {
+        chunk_size: chunk,
+        ..Default::default()
+    };
+    let summary = export_to(&bucket, vec![("shard0".into(), source.clone())], &options)
+        .await
+        .unwrap();
+    let data: Vec<_> = summary.replica_sets[0]
+        .objects
+        .iter()
+        .filter(|o| o.key.ends_with(".json.gz"))
+        .collect();
+    assert!(data.len() > 10, "expected many files, got {}", data.len());
+    for object in &data {
+        assert!(
+            object.uncompressed_bytes <= chunk || object.documents == 1,
+            "{} has {} bytes",
+            object.key,
+            object.uncompressed_bytes
+        );
+    }
+    // File numbers are consecutive from 0 per collection, and the documents match the source.
+    for info in source
+        .collections
+        .iter()
+        .filter(|c| c.kind == snapex::snapshot::CollectionKind::Collection)
+    {
+        let expected = bson_docs(
+            &dump
+                .path()
+                .join(&info.db)
+                .join(format!("{}.bson", info.name)),
+        );
+        let got = exported_docs(&bucket, &info.db, &info.name, "shard0").await;
+        assert!(got == expected, "{}.{}", info.db, info.name);
+        let files = data
+            .iter()
+            .filter(|o| o.collection == format!("{}.{}", info.db, info.name))
+            .count();
+        if !expected.is_empty() {
+            assert!(files >= 1);
+        }
+    }
+}
+
+#[tokio::test]
+async fn sharded_snapshot_writes_every_shard_and_one_complete() {
+    let dump = fixtures().join("mongorestore/testdata/testdirs");
+    let a = open_source(&dump).await;
+    let b = open_source(&dump).await;
+    let bucket = support::location("memory").unwrap();
+    let summary = export_to(
+        &bucket,
+        vec![("shard0".into(), a), ("shard1".into(), b)],
+        &ExportOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.replica_sets.len(), 2);
+    let keys: Vec<String> = summary
+        .replica_sets
+        .iter()
+        .flat_map(|r| r.objects.iter().map(|o| o.key.clone()))
+        .collect();
+    assert!(keys.iter().any(|k| k.contains("/shard0.0.json.gz")));
+    assert!(keys.iter().any(|k| k.contains("/shard1.0.json.gz")));
+    let report = export::verify::verify(&bucket.child(&prefix())).await;
+    assert!(report.is_ok(), "{:?}", report.problems);
+}
+
+#[tokio::test]
+async fn store_failing_mid_upload_names_the_object_and_leaves_no_complete() {
+    let dump = tempfile::tempdir().unwrap();
+    snapex::snapshot::generate::write_sample_dump(
+        dump.path(),
+        &snapex::snapshot::generate::SampleSpec {
+            target_bytes: 30_000_000,
+            seed: 3,
+        },
+    )
+    .unwrap();
+    let source = open_source(dump.path()).await;
+    for (backend, bucket) in support::test_locations() {
+        let faulty = Arc::new(FaultyStore::new(bucket.store.clone()).fail_after_bytes(12_000_000));
+        let failing = bucket.with_store(faulty.clone());
+        // Level 0 makes the output as large as the JSON, so files need multipart uploads.
+        let options = ExportOptions {
+            compression_level: 0,
+            ..Default::default()
+        };
+        let error = export_to(&failing, vec![("rs0".into(), source.clone())], &options)
+            .await
+            .expect_err("the store fails: the export must fail");
+        let message = error.to_string();
+        assert!(message.contains("rs0"), "{backend}: {message}");
+        assert!(
+            message.contains(".json.gz") || message.contains("metadata.json"),
+            "{backend}: {message}"
+        );
+        assert!(message.contains("injected fault"), "{backend}: {message}");
+        assert!(
+            get(
+                &bucket.store,
+                &bucket.path(&format!("{}/.complete", prefix()))
+            )
+            .await
+            .is_none(),
+            "{backend}: .complete after a failure"
+        );
+        let stats = faulty.stats();
+        for started in &stats.uploads_started {
+            assert!(
+                stats.uploads_completed.contains(started)
+                    || stats.uploads_aborted.contains(started),
+                "{backend}: multipart upload {started} left open"
+            );
+        }
+        assert!(
+            !stats.uploads_aborted.is_empty(),
+            "{backend}: nothing was aborted"
+        );
+    }
+}
+
+#[tokio::test]
+async fn invalid_bson_fails_with_object_and_offset_unless_skipping() {
+    let dump = tempfile::tempdir().unwrap();
+    let db = dump.path().join("db");
+    std::fs::create_dir_all(&db).unwrap();
+    // bsondump's bad_type fixture: 4 documents, the second with an unknown element type.
+    std::fs::copy(
+        fixtures().join("bsondump/testdata/bad_type.bson"),
+        db.join("things.bson"),
+    )
+    .unwrap();
+    let source = open_source(dump.path()).await;
+    let bucket = support::location("memory").unwrap();
+    let error = export_to(
+        &bucket,
+        vec![("rs0".into(), source.clone())],
+        &ExportOptions::default(),
+    )
+    .await
+    .expect_err("invalid BSON fails the export by default");
+    let message = error.to_string();
+    assert!(message.contains("rs0"), "{message}");
+    assert!(message.contains("db.things"), "{message}");
+    assert!(message.contains("things.bson"), "{message}");
+    assert!(message.contains("at byte"), "{message}");
+    assert!(
+        get(
+            &bucket.store,
+            &bucket.path(&format!("{}/.complete", prefix()))
+        )
+        .await
+        .is_none()
+    );
+
+    let bucket = support::location("memory").unwrap();
+    let options = ExportOptions {
+        skip_invalid: true,
+        ..Default::default()
+    };
+    let summary = export_to(&bucket, vec![("rs0".into(), source)], &options)
+        .await
+        .unwrap();
+    assert_eq!(summary.replica_sets[0].skipped_invalid_documents, 1);
+    assert_eq!(summary.replica_sets[0].documents, 3);
+    let manifest = get(
+        &bucket.store,
+        &bucket.path(&format!("{}/.manifest.json", prefix())),
+    )
+    .await
+    .unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    assert_eq!(manifest["skippedInvalidDocuments"], 1);
+}
+
+#[tokio::test]
+async fn cancelling_stops_the_export_without_complete() {
+    let dump = tempfile::tempdir().unwrap();
+    snapex::snapshot::generate::write_sample_dump(
+        dump.path(),
+        &snapex::snapshot::generate::SampleSpec {
+            target_bytes: 20_000_000,
+            seed: 5,
+        },
+    )
+    .unwrap();
+    let source = open_source(dump.path()).await;
+    let bucket = support::location("local").unwrap();
+    let faulty = Arc::new(
+        FaultyStore::new(bucket.store.clone())
+            .fail_after_bytes(4_000_000)
+            .stall(),
+    );
+    let stalled = bucket.with_store(faulty.clone());
+    let cancel = CancellationToken::new();
+    let target = ExportTarget {
+        bucket: stalled,
+        prefix: prefix(),
+    };
+    let options = ExportOptions {
+        compression_level: 0,
+        ..Default::default()
+    };
+    let run = {
+        let cancel = cancel.clone();
+        async move {
+            export::run_export(
+                vec![("rs0".into(), source)],
+                &target,
+                &complete_info(),
+                &options,
+                Arc::new(NoProgress),
+                cancel,
+            )
+            .await
+        }
+    };
+    let handle = tokio::spawn(run);
+    // Wait until the store has stalled the export, then cancel: it must return promptly.
+    while !faulty.tripped() {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    cancel.cancel();
+    let result = tokio::time::timeout(std::time::Duration::from_secs(10), handle)
+        .await
+        .expect("cancel must stop a stalled export")
+        .unwrap();
+    assert!(matches!(result, Err(ExportError::Cancelled)), "{result:?}");
+    assert!(
+        get(
+            &bucket.store,
+            &bucket.path(&format!("{}/.complete", prefix()))
+        )
+        .await
+        .is_none()
+    );
+}
+
+#[tokio::test]
+async fn verify_catches_a_changed_a_truncated_and_a_missing_object() {
+    let dump = fixtures().join("mongorestore/testdata/testdirs");
+    let source = open_source(&dump).await;
+    let bucket = support::location("local").unwrap();
+    let summary = export_to(
+        &bucket,
+        vec![("rs0".into(), source)],
+        &ExportOptions::default(),
+    )
+    .await
+    .unwrap();
+    let export = bucket.child(&prefix());
+    assert!(export::verify::verify(&export).await.is_ok());
+
+    let data: Vec<_> = summary.replica_sets[0]
+        .objects
+        .iter()
+        .filter(|o| o.key.ends_with(".json.gz"))
+        .map(|o| o.key.clone())
+        .collect();
+    assert!(
+        data.len() >= 3,
+        "need three data files, have {}",
+        data.len()
+    );
+    let store = &bucket.store;
+    // Changed: same size, one byte different in the compressed body.
+    let changed = export.path(&data[0]);
+    let mut bytes = get(store, &changed).await.unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    store.put(&changed, bytes.into()).await.unwrap();
+    // Truncated.
+    let truncated = export.path(&data[1]);
+    let bytes = get(store, &truncated).await.unwrap();
+    store
+        .put(&truncated, bytes[..bytes.len() - 5].to_vec().into())
+        .await
+        .unwrap();
+    // Missing.
+    let missing = export.path(&data[2]);
+    store.delete(&missing).await.unwrap();
+
+    let report = export::verify::verify(&export).await;
+    let problems = report.problems.join("\n");
+    assert!(
+        problems.contains(&format!("{}: sha256", data[0])),
+        "{problems}"
+    );
+    assert!(problems.contains(&data[1]), "{problems}");
+    assert!(
+        problems.contains(&format!("{}: missing", data[2])),
+        "{problems}"
+    );
+}

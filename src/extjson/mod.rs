@@ -639,3 +639,233 @@ fn write_display(value: &impl fmt::Display, out: &mut Vec<u8>) -> fmt::Result {
     }
     fmt::write(&mut Adapter(out), format_args!("{value}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Builds a BSON document from raw element bytes (type, key, value), adding length and NUL.
+    fn doc(elements: &[u8]) -> Vec<u8> {
+        let mut d = ((elements.len() + 5) as i32).to_le_bytes().to_vec();
+        d.extend_from_slice(elements);
+        d.push(0);
+        d
+    }
+
+    fn element(tag: u8, key: &str, value: &[u8]) -> Vec<u8> {
+        let mut e = vec![tag];
+        e.extend_from_slice(key.as_bytes());
+        e.push(0);
+        e.extend_from_slice(value);
+        e
+    }
+
+    fn string_value(s: &[u8]) -> Vec<u8> {
+        let mut v = ((s.len() + 1) as i32).to_le_bytes().to_vec();
+        v.extend_from_slice(s);
+        v.push(0);
+        v
+    }
+
+    fn encode(d: &[u8], format: Format) -> Result<String, EncodeError> {
+        let mut out = Vec::new();
+        write_document(d, format, &mut out)?;
+        Ok(String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn format_parses_and_displays_its_names() {
+        assert_eq!("canonical".parse::<Format>(), Ok(Format::Canonical));
+        assert_eq!("relaxed".parse::<Format>(), Ok(Format::Relaxed));
+        assert_eq!("Relaxed".parse::<Format>(), Ok(Format::Relaxed));
+        assert!("legacy".parse::<Format>().is_err());
+        assert_eq!(Format::Canonical.to_string(), "canonical");
+        assert_eq!(Format::Relaxed.to_string(), "relaxed");
+        assert_eq!(Format::default(), Format::Canonical);
+    }
+
+    #[test]
+    fn numbers_differ_between_canonical_and_relaxed() {
+        let mut e = element(0x10, "i", &7i32.to_le_bytes());
+        e.extend(element(0x12, "l", &(-8i64).to_le_bytes()));
+        e.extend(element(0x01, "d", &0.5f64.to_le_bytes()));
+        e.extend(element(0x09, "t", &1_000i64.to_le_bytes()));
+        let d = doc(&e);
+        assert_eq!(
+            encode(&d, Format::Canonical).unwrap(),
+            r#"{"i":{"$numberInt":"7"},"l":{"$numberLong":"-8"},"d":{"$numberDouble":"0.5"},"t":{"$date":{"$numberLong":"1000"}}}"#
+        );
+        assert_eq!(
+            encode(&d, Format::Relaxed).unwrap(),
+            r#"{"i":7,"l":-8,"d":0.5,"t":{"$date":"1970-01-01T00:00:01Z"}}"#
+        );
+    }
+
+    #[test]
+    fn output_is_appended_and_restored_on_error() {
+        let good = doc(&element(0x08, "b", &[1]));
+        let bad = doc(&element(0x08, "b", &[2]));
+        let mut out = b"{\"earlier\":1}\n".to_vec();
+        write_document(&good, Format::Canonical, &mut out).unwrap();
+        assert_eq!(out, b"{\"earlier\":1}\n{\"b\":true}");
+        let before = out.clone();
+        let err = write_document(&bad, Format::Canonical, &mut out).unwrap_err();
+        assert_eq!(out, before);
+        assert_eq!(err.offset, 7);
+        assert_eq!(
+            err.to_string(),
+            "invalid BSON at byte 7 of the document: boolean has invalid value 2"
+        );
+    }
+
+    #[test]
+    fn keys_are_escaped_and_array_keys_ignored() {
+        let mut array = element(0x10, "7", &1i32.to_le_bytes());
+        array.extend(element(0x0A, "whatever", &[]));
+        let mut e = element(0x04, "a\"\n\u{e9}", &doc(&array));
+        e.extend(element(
+            0x02,
+            "s",
+            &string_value("tab\there \u{2028}".as_bytes()),
+        ));
+        assert_eq!(
+            encode(&doc(&e), Format::Relaxed).unwrap(),
+            "{\"a\\\"\\n\u{e9}\":[1,null],\"s\":\"tab\\there \\u2028\"}"
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_in_keys_and_strings_is_rejected_with_its_offset() {
+        let mut e = vec![0x0A, b'k', 0xE9, 0];
+        assert_eq!(encode(&doc(&e), Format::Canonical).unwrap_err().offset, 6);
+        e = element(0x02, "s", &string_value(b"ok\xff"));
+        let err = encode(&doc(&e), Format::Canonical).unwrap_err();
+        assert_eq!(
+            (err.offset, err.message.as_str()),
+            (13, "string is not valid UTF-8")
+        );
+        // Array index keys are not written but are still checked.
+        let inner = doc(&[0x0A, 0xFF, 0]);
+        assert!(encode(&doc(&element(0x04, "a", &inner)), Format::Canonical).is_err());
+    }
+
+    #[test]
+    fn regex_options_are_sorted() {
+        let mut value = b"a/b\0".to_vec();
+        value.extend_from_slice(b"xsmi\0");
+        assert_eq!(
+            encode(&doc(&element(0x0B, "r", &value)), Format::Canonical).unwrap(),
+            r#"{"r":{"$regularExpression":{"pattern":"a/b","options":"imsx"}}}"#
+        );
+    }
+
+    #[test]
+    fn binary_subtype_2_drops_its_inner_length_and_checks_it() {
+        let mut value = 6i32.to_le_bytes().to_vec();
+        value.push(0x02);
+        value.extend_from_slice(&2i32.to_le_bytes());
+        value.extend_from_slice(&[0xFF, 0xFF]);
+        assert_eq!(
+            encode(&doc(&element(0x05, "x", &value)), Format::Canonical).unwrap(),
+            r#"{"x":{"$binary":{"base64":"//8=","subType":"02"}}}"#
+        );
+        value[5] = 3;
+        assert!(encode(&doc(&element(0x05, "x", &value)), Format::Canonical).is_err());
+    }
+
+    #[test]
+    fn code_with_scope_nests_its_scope_document() {
+        let scope = doc(&element(
+            0x03,
+            "inner",
+            &doc(&element(0x10, "x", &1i32.to_le_bytes())),
+        ));
+        let code = string_value(b"f()");
+        let mut value = ((4 + code.len() + scope.len()) as i32)
+            .to_le_bytes()
+            .to_vec();
+        value.extend_from_slice(&code);
+        value.extend_from_slice(&scope);
+        let mut e = element(0x0F, "c", &value);
+        e.extend(element(0x7F, "max", &[]));
+        assert_eq!(
+            encode(&doc(&e), Format::Relaxed).unwrap(),
+            r#"{"c":{"$code":"f()","$scope":{"inner":{"x":1}}},"max":{"$maxKey":1}}"#
+        );
+    }
+
+    #[test]
+    fn every_element_type_has_its_wrapper() {
+        let oid: Vec<u8> = (1..=12).collect();
+        let mut e = element(0x07, "o", &oid);
+        e.extend(element(0x06, "u", &[]));
+        e.extend(element(0xFF, "min", &[]));
+        e.extend(element(0x0D, "js", &string_value(b"1")));
+        e.extend(element(0x0E, "sym", &string_value(b"s")));
+        let mut ptr = string_value(b"db.c");
+        ptr.extend_from_slice(&oid);
+        e.extend(element(0x0C, "p", &ptr));
+        let mut ts = 2u32.to_le_bytes().to_vec();
+        ts.extend_from_slice(&1u32.to_le_bytes());
+        e.extend(element(0x11, "ts", &ts));
+        let mut dec = [0u8; 16];
+        dec[0] = 5;
+        dec[14] = 0x40;
+        dec[15] = 0x30; // 5 × 10^0
+        e.extend(element(0x13, "dec", &dec));
+        assert_eq!(
+            encode(&doc(&e), Format::Canonical).unwrap(),
+            concat!(
+                r#"{"o":{"$oid":"0102030405060708090a0b0c"},"u":{"$undefined":true},"min":{"$minKey":1},"#,
+                r#""js":{"$code":"1"},"sym":{"$symbol":"s"},"#,
+                r#""p":{"$dbPointer":{"$ref":"db.c","$id":{"$oid":"0102030405060708090a0b0c"}}},"#,
+                r#""ts":{"$timestamp":{"t":1,"i":2}},"dec":{"$numberDecimal":"5"}}"#
+            )
+        );
+    }
+
+    #[test]
+    fn write_bson_document_encodes_a_document_value() {
+        let d = bson::doc! { "name": "_id_", "key": { "_id": 1 }, "v": 2i64 };
+        let mut out = Vec::new();
+        write_bson_document(&d, Format::Canonical, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"name":"_id_","key":{"_id":{"$numberInt":"1"}},"v":{"$numberLong":"2"}}"#
+        );
+    }
+
+    /// A 16 MB document nested as deep as BSON allows (7 bytes per level) must encode on a small
+    /// thread stack: nesting is tracked on the heap, not by recursion.
+    #[test]
+    fn hostile_deep_nesting_does_not_overflow_the_stack() {
+        const LEVELS: usize = (16 * 1024 * 1024 - 5) / 7;
+        let total = 5 + 7 * LEVELS;
+        let mut d = Vec::with_capacity(total);
+        // Level i: type 0x03, empty key, length of the rest, ..., terminator.
+        d.extend_from_slice(&(total as i32).to_le_bytes());
+        for level in 0..LEVELS {
+            d.push(0x03);
+            d.push(0);
+            let sub_len = 5 + 7 * (LEVELS - 1 - level);
+            d.extend_from_slice(&(sub_len as i32).to_le_bytes());
+        }
+        d.extend(std::iter::repeat_n(0u8, LEVELS + 1));
+        assert_eq!(d.len(), total);
+        let handle = std::thread::Builder::new()
+            .stack_size(128 * 1024)
+            .spawn(move || {
+                let mut out = Vec::new();
+                write_document(&d, Format::Canonical, &mut out).map(|()| out)
+            })
+            .unwrap();
+        let out = handle.join().unwrap().unwrap();
+        assert_eq!(out.len(), 1 + LEVELS * r#""":{"#.len() + LEVELS + 1);
+        assert!(out.starts_with(br#"{"":{"":{"#));
+        // The innermost `{` is followed only by the closing braces of every level.
+        let tail = &out[out.len() - (LEVELS + 2)..];
+        assert_eq!(tail[0], b'{');
+        assert!(tail[1..].iter().all(|&b| b == b'}'));
+        assert_eq!(out.iter().filter(|&&b| b == b'{').count(), LEVELS + 1);
+    }
+}

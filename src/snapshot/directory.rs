@@ -2,13 +2,15 @@
 //! `prelude.json`, and the `--gzip` variant (`.bson.gz`, `.metadata.json.gz`, `prelude.json.gz`).
 //!
 //! Layout decisions:
-//! - **Root or database directory.** When any subdirectory holds `.bson`/`.metadata.json` files
+//! - **Root or database directory.** When subdirectories hold `.bson`/`.metadata.json` files
 //!   the location is a dump root, one database per subdirectory; otherwise it is a single database
 //!   directory named after its last path segment (`mongodump -d db` output, or a dump root's
-//!   `<db>/`). At a root, `oplog.bson` is the `--oplog` pseudo-namespace (listed as
-//!   [`CollectionKind::System`] with an empty database, never read) and other loose `.bson` files
-//!   are ignored with a warning, as mongorestore does; directories nested deeper are ignored with
-//!   a warning too.
+//!   `<db>/`). When both the top level and subdirectories hold such files (a stray file at a
+//!   root, like mongo-tools' `longcollectionname/`; a stray subdirectory in a database
+//!   directory, like `testdirs/db1/baddir/`), the reading with more files wins and the others
+//!   are ignored with a warning, as mongorestore ignores what it does not expect. At a root,
+//!   `oplog.bson` is the `--oplog` pseudo-namespace (listed as [`CollectionKind::System`] with
+//!   an empty database, never read); directories nested deeper are ignored with a warning.
 //! - **Names.** File names are unescaped (`caf%C3%A9s.bson` → `cafés`); mongodump's shortened
 //!   names (cut and marked with `%24` + hash) take the real name from the metadata's
 //!   `collectionName`.
@@ -85,10 +87,20 @@ pub(crate) async fn open(location: Location) -> Result<Option<SnapshotSource>, S
             None => (None, l.rel.clone()),
         }
     };
-    let is_root = listed.iter().any(|l| {
+    // Count collection files at the top and one level down. The oplog of a root and the
+    // prelude say nothing about which layout this is.
+    let (mut top, mut nested) = (0usize, 0usize);
+    for l in &listed {
         let (dir, file) = split(l);
-        dir.is_some() && matches!(classify(&file), Some((Role::Data | Role::Metadata, _, _)))
-    });
+        if let Some((Role::Data | Role::Metadata, base, _)) = classify(&file) {
+            match dir {
+                Some(_) => nested += 1,
+                None if base != "oplog" => top += 1,
+                None => {}
+            }
+        }
+    }
+    let is_root = nested > 0 && nested >= top;
     let single_db = if is_root {
         None
     } else {

@@ -118,7 +118,9 @@ fn parse_params(mut s: &str) -> Result<Vec<(String, String)>, DigestError> {
         if s.is_empty() {
             return Ok(out);
         }
-        let eq = s.find('=').ok_or(DigestError::Malformed("parameter without value"))?;
+        let eq = s
+            .find('=')
+            .ok_or(DigestError::Malformed("parameter without value"))?;
         let name = s[..eq].trim().to_string();
         if name.is_empty() || name.contains([' ', ',', '"']) {
             return Err(DigestError::Malformed("bad parameter name"));
@@ -418,7 +420,10 @@ mod tests {
         // Two nodes with the same key agree.
         let twin = NonceSigner::new(&SecretBox::from_key([3u8; 32]), Duration::from_secs(300));
         assert_eq!(twin.opaque(), signer.opaque());
-        assert!(matches!(twin.check_at(&nonce, now), NonceState::Fresh { .. }));
+        assert!(matches!(
+            twin.check_at(&nonce, now),
+            NonceState::Fresh { .. }
+        ));
     }
 
     #[test]

@@ -139,7 +139,9 @@ impl FromStr for Role {
         let t = s.trim();
         Role::ALL
             .into_iter()
-            .find(|r| r.as_str().eq_ignore_ascii_case(t) || r.display_name().eq_ignore_ascii_case(t))
+            .find(|r| {
+                r.as_str().eq_ignore_ascii_case(t) || r.display_name().eq_ignore_ascii_case(t)
+            })
             .ok_or_else(|| UnknownRole(s.to_string()))
     }
 }
@@ -154,7 +156,10 @@ mod tests {
             assert_eq!(r.as_str().parse::<Role>().unwrap(), r);
             assert_eq!(r.display_name().parse::<Role>().unwrap(), r);
         }
-        assert_eq!("group_read_only".parse::<Role>().unwrap(), Role::GroupReadOnly);
+        assert_eq!(
+            "group_read_only".parse::<Role>().unwrap(),
+            Role::GroupReadOnly
+        );
         assert!("GROUP_ADMIN".parse::<Role>().is_err());
     }
 
@@ -173,7 +178,10 @@ mod tests {
         assert!(!GroupBackupCreator.implies(GroupBackupExportOperator));
         assert!(!GroupReadOnly.implies(GroupBackupCreator));
         assert!(OrgOwner.implies(OrgReadOnly));
-        assert!(!OrgOwner.implies(GroupReadOnly), "org roles reach projects via project_role_in_org");
+        assert!(
+            !OrgOwner.implies(GroupReadOnly),
+            "org roles reach projects via project_role_in_org"
+        );
         assert_eq!(OrgOwner.project_role_in_org(), Some(GroupOwner));
         assert_eq!(OrgReadOnly.project_role_in_org(), Some(GroupReadOnly));
         assert_eq!(OrgMember.project_role_in_org(), None);

@@ -365,10 +365,12 @@ impl AuthService {
     pub async fn verify_deployment_key(&self) -> Result<(), AuthError> {
         let pool = self.inner.store.pool();
         let sealed = self.inner.secrets.seal(KEY_CHECK_PLAINTEXT);
-        sqlx::query("INSERT INTO auth_key_check (id, sealed) VALUES (1, $1) ON CONFLICT (id) DO NOTHING")
-            .bind(&sealed)
-            .execute(pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO auth_key_check (id, sealed) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&sealed)
+        .execute(pool)
+        .await?;
         let row = sqlx::query("SELECT sealed FROM auth_key_check WHERE id = 1")
             .fetch_one(pool)
             .await?;
@@ -603,11 +605,16 @@ impl AuthService {
     }
 
     /// The service account id for a client id and secret, or [`AuthError::InvalidClient`].
-    async fn check_client(&self, client_id: &str, client_secret: &str) -> Result<String, AuthError> {
-        let row = sqlx::query("SELECT id, secret_sha256 FROM service_accounts WHERE client_id = $1")
-            .bind(client_id)
-            .fetch_optional(self.inner.store.pool())
-            .await?;
+    async fn check_client(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+    ) -> Result<String, AuthError> {
+        let row =
+            sqlx::query("SELECT id, secret_sha256 FROM service_accounts WHERE client_id = $1")
+                .bind(client_id)
+                .fetch_optional(self.inner.store.pool())
+                .await?;
         let given = sha256_hex(client_secret.as_bytes());
         let Some(row) = row else {
             return Err(AuthError::InvalidClient);
@@ -818,7 +825,11 @@ impl AuthService {
         };
         let get = |c: &str| row.try_get::<String, _>(c).map_err(ApiError::internal);
         let (id, org_id, sealed) = (get("id")?, get("org_id")?, get("sealed_ha1")?);
-        let ha1 = self.inner.secrets.open(&sealed).map_err(ApiError::internal)?;
+        let ha1 = self
+            .inner
+            .secrets
+            .open(&sealed)
+            .map_err(ApiError::internal)?;
         let ha1 = String::from_utf8(ha1).map_err(ApiError::internal)?;
         let Some(expected) = creds.expected_response(&ha1, parts.method.as_str()) else {
             return Err(refuse("unsupported qop or algorithm"));

@@ -137,8 +137,8 @@ async fn open_store(args: &StoreArgs) -> anyhow::Result<Store> {
 /// here can be verified by the server.
 async fn open_auth(args: &StoreArgs) -> anyhow::Result<AuthService> {
     let store = open_store(args).await?;
-    let secrets = SecretBox::from_env_or_data_dir(&args.data_dir)
-        .context("cannot load the secret key")?;
+    let secrets =
+        SecretBox::from_env_or_data_dir(&args.data_dir).context("cannot load the secret key")?;
     let auth = AuthService::new(store, secrets);
     auth.verify_deployment_key().await?;
     Ok(auth)
@@ -220,7 +220,9 @@ pub async fn projects(cmd: ProjectsCommand) -> anyhow::Result<ExitCode> {
                 .await
                 .context("cannot create the project")?;
             if json {
-                print_json(&json!({"id": project.id, "name": project.name, "orgId": project.org_id}))?;
+                print_json(
+                    &json!({"id": project.id, "name": project.name, "orgId": project.org_id}),
+                )?;
             } else {
                 println!(
                     "created project {} with id {} in organization {}",
@@ -270,7 +272,11 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
                     "privateKey": key.private_key,
                 }))?;
             } else {
-                println!("created api key {} ({})", key.id, describe_grants(&key.grants));
+                println!(
+                    "created api key {} ({})",
+                    key.id,
+                    describe_grants(&key.grants)
+                );
                 println!("public key:  {}", key.public_key);
                 println!("private key: {}", key.private_key);
                 println!("the private key is shown only now: store it safely");

@@ -1,4 +1,256 @@
 //! The Atlas-compatible Admin API (`/api/atlas/v2`, `/api/atlas/v1.0`) and the snapex
-//! extensions (`/api/snapex/v1`), one file per resource.
+//! extensions (`/api/snapex/v1`), one file per resource; conventions in [`versioning`],
+//! [`pagination`] and [`json`], the error body in [`error`].
+//!
+//! [`app`] builds the router from an [`AppState`]; serving (sockets, shutdown, the job runner)
+//! is `cli::serve`'s, so tests can drive the router directly or over a real socket.
+//!
+//! Every handler takes the [`Principal`] first (401 before anything else), then [`Ctx`] (the
+//! negotiated version and the common query parameters), then the body.
 
+pub mod access_roles;
+pub mod clusters;
 pub mod error;
+pub mod export_buckets;
+pub mod export_jobs;
+pub mod groups;
+pub mod health;
+pub mod json;
+pub mod openapi;
+pub mod orgs;
+pub mod pagination;
+pub mod schedule;
+pub mod snapshots;
+pub mod versioning;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use chrono::NaiveDate;
+
+pub use error::ApiError;
+
+use crate::auth::{AuthService, Principal, Role};
+use crate::storage::StorageOptions;
+use crate::store::{Cluster, Project, Store, StoreError};
+use versioning::{Served, Version};
+
+/// Server settings the handlers need.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Root directory of `FILESYSTEM` export buckets.
+    pub bucket_root: PathBuf,
+    /// Options for opening storage URLs (snapshot parts, buckets).
+    pub storage: StorageOptions,
+    /// The date used to decide whether a version's sunset has passed (tests set it).
+    pub today_override: Option<NaiveDate>,
+    /// The replica-set admission limit (shown in metrics).
+    pub max_concurrent_replica_sets: u64,
+}
+
+impl ApiConfig {
+    pub fn new(bucket_root: PathBuf) -> Self {
+        ApiConfig {
+            bucket_root,
+            storage: StorageOptions::default(),
+            today_override: None,
+            max_concurrent_replica_sets: 5,
+        }
+    }
+}
+
+/// Everything a request handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub auth: AuthService,
+    pub config: Arc<ApiConfig>,
+    pub metrics: Arc<health::Metrics>,
+    /// Woken when a job is created, so the runner admits it without waiting for its poll.
+    pub wakeup: Arc<tokio::sync::Notify>,
+}
+
+impl AppState {
+    pub fn new(store: Store, auth: AuthService, config: ApiConfig) -> Self {
+        AppState {
+            store,
+            auth,
+            config: Arc::new(config),
+            metrics: Arc::new(health::Metrics::default()),
+            wakeup: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+}
+
+impl FromRef<AppState> for AuthService {
+    fn from_ref(state: &AppState) -> AuthService {
+        state.auth.clone()
+    }
+}
+
+/// The whole API: Atlas paths, extensions, OAuth, health and the OpenAPI document.
+pub fn app(state: AppState) -> Router {
+    let metrics = state.metrics.clone();
+    Router::new()
+        .merge(groups::routes())
+        .merge(orgs::routes())
+        .merge(clusters::routes())
+        .merge(access_roles::routes())
+        .merge(snapshots::routes())
+        .merge(export_buckets::routes())
+        .merge(export_jobs::routes())
+        .merge(schedule::routes())
+        .merge(health::routes())
+        .merge(openapi::routes())
+        .merge(crate::auth::routes::<AppState>())
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(move |req, next| {
+            health::track(metrics.clone(), req, next)
+        }))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("RESOURCE_NOT_FOUND", "Cannot find resource.")
+}
+
+/// The request context: common query parameters, the absolute base URL for links, and the
+/// headers for version negotiation.
+pub struct Ctx {
+    pub query: pagination::Query,
+    pub base_url: String,
+    pub path: String,
+    headers: HeaderMap,
+    today: NaiveDate,
+}
+
+impl Ctx {
+    /// Negotiates the version among `versions` (Atlas v2 operations).
+    pub fn version(&self, versions: &[Version]) -> Result<Served, ApiError> {
+        versioning::negotiate(&self.headers, versions, self.today)
+    }
+
+    /// The absolute URL of this request's path (no query), for `links`.
+    pub fn self_url(&self) -> String {
+        format!("{}{}", self.base_url, self.path)
+    }
+
+    /// An absolute URL for `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+}
+
+impl FromRequestParts<AppState> for Ctx {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let params: HashMap<String, String> = parts
+            .uri
+            .query()
+            .map(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .into_owned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let query = pagination::Query::parse(&params)?;
+        let host = parts
+            .headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("localhost");
+        Ok(Ctx {
+            query,
+            base_url: format!("http://{host}"),
+            path: parts.uri.path().to_string(),
+            headers: parts.headers.clone(),
+            today: state
+                .config
+                .today_override
+                .unwrap_or_else(versioning::today),
+        })
+    }
+}
+
+/// Store failures as API errors: unexpected ones are logged and hidden.
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::internal(error_chain(&e))
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Checks a path id is 24 hex digits.
+pub fn check_id(name: &str, value: &str) -> Result<(), ApiError> {
+    if crate::store::is_object_id(value) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "INVALID_PATH_PARAMETER",
+            format!("Invalid {name} {value}: expected a 24-hexadecimal character string."),
+        )
+        .with_parameters([name.to_string(), value.to_string()])
+        .with_field(name, "expected a 24-hexadecimal character string"))
+    }
+}
+
+/// The project `group_id`, when the caller holds `role` in it (otherwise, or when it does not
+/// exist: 404 `GROUP_NOT_FOUND`, the same answer either way).
+pub async fn project_for(
+    state: &AppState,
+    principal: &Principal,
+    group_id: &str,
+    role: Role,
+) -> Result<Project, ApiError> {
+    check_id("groupId", group_id)?;
+    principal.require_group(group_id, role)?;
+    state
+        .store
+        .get_project(group_id)
+        .await?
+        .ok_or_else(|| crate::auth::group_not_found(group_id))
+}
+
+/// The cluster `name` of the project, 404 `CLUSTER_NOT_FOUND` otherwise.
+pub async fn cluster_for(
+    state: &AppState,
+    principal: &Principal,
+    group_id: &str,
+    name: &str,
+    role: Role,
+) -> Result<(Project, Cluster), ApiError> {
+    let project = project_for(state, principal, group_id, role).await?;
+    let cluster = state
+        .store
+        .get_cluster(group_id, name)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "CLUSTER_NOT_FOUND",
+                format!("No cluster named {name} exists in group {group_id}."),
+            )
+            .with_parameters([name.to_string(), group_id.to_string()])
+        })?;
+    Ok((project, cluster))
+}
+
+/// ISO-8601 UTC with seconds, as Atlas prints dates (`2026-08-10T03:28:25Z`).
+pub fn iso(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}

@@ -1,0 +1,616 @@
+//! Snapshots: imported through `POST /api/snapex/v1/groups/{groupId}/clusters/{clusterName}/snapshots`
+//! (each part opened to check it is readable and to read its size and mongod version), read,
+//! patched and deleted through Atlas's paths, with the sharded variants and the legacy v1.0
+//! GET. Deleting a snapshot record never deletes files snapex did not write.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::json::{Body, Reply};
+use super::versioning::{ONLY_2023, Served};
+use super::{ApiError, AppState, Ctx, check_id, iso};
+use crate::auth::{Principal, Role};
+use crate::store::{Cluster, ClusterType, NewSnapshot, Snapshot, SnapshotPart};
+
+pub fn routes() -> Router<AppState> {
+    let base = "/api/atlas/v2/groups/{group_id}/clusters/{cluster_name}/backup/snapshots";
+    Router::new()
+        .route(
+            "/api/snapex/v1/groups/{group_id}/clusters/{cluster_name}/snapshots",
+            axum::routing::post(import),
+        )
+        .route(base, get(list).post(take_on_demand))
+        .route(&format!("{base}/shardedClusters"), get(list_sharded))
+        .route(
+            &format!("{base}/shardedCluster/{{snapshot_id}}"),
+            get(get_sharded).delete(delete_sharded),
+        )
+        .route(
+            &format!("{base}/{{snapshot_id}}"),
+            get(get_one).patch(patch_one).delete(delete_one),
+        )
+        .route(
+            "/api/atlas/v1.0/groups/{group_id}/clusters/{cluster_name}/snapshots/{snapshot_id}",
+            get(get_legacy),
+        )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ImportPart {
+    replica_set_name: String,
+    url: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ImportSnapshot {
+    parts: Vec<ImportPart>,
+    created_at: Option<DateTime<Utc>>,
+    snapshot_type: Option<String>,
+    frequency_type: Option<String>,
+    description: Option<String>,
+    retention_in_days: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PatchSnapshot {
+    retention_unit: Option<String>,
+    retention_value: Option<u32>,
+    expires_at: Option<DateTime<Utc>>,
+    do_not_delete: Option<bool>,
+}
+
+fn invalid(field: &str, description: &str) -> ApiError {
+    ApiError::bad_request(
+        "INVALID_ATTRIBUTE",
+        format!("Invalid attribute {field} specified: {description}."),
+    )
+    .with_parameters([field.to_string()])
+    .with_field(field, description)
+}
+
+fn snapshot_not_found(id: &str, cluster: &str) -> ApiError {
+    ApiError::not_found(
+        "SNAPSHOT_NOT_FOUND",
+        format!("No snapshot with ID {id} exists in cluster {cluster}."),
+    )
+    .with_parameters([id.to_string(), cluster.to_string()])
+}
+
+fn links(ctx: &Ctx, s: &Snapshot, sharded: bool) -> Value {
+    let kind = if sharded { "shardedCluster/" } else { "" };
+    json!([
+        {"href": ctx.url(&format!("/api/atlas/v2/groups/{}/clusters/{}/backup/snapshots/{kind}{}", s.group_id, s.cluster_name, s.id)), "rel": "self"},
+        {"href": ctx.url(&format!("/api/atlas/v2/groups/{}/clusters/{}", s.group_id, s.cluster_name)), "rel": "https://cloud.mongodb.com/cluster"},
+    ])
+}
+
+fn common(ctx: &Ctx, s: &Snapshot, sharded: bool) -> serde_json::Map<String, Value> {
+    let mut m = serde_json::Map::new();
+    m.insert("createdAt".into(), iso(s.created_at).into());
+    if let Some(d) = &s.description {
+        m.insert("description".into(), d.clone().into());
+    }
+    if let Some(e) = s.expires_at {
+        m.insert("expiresAt".into(), iso(e).into());
+    }
+    m.insert("frequencyType".into(), s.frequency_type.clone().into());
+    m.insert("id".into(), s.id.clone().into());
+    m.insert("links".into(), links(ctx, s, sharded));
+    if let Some(v) = &s.mongod_version {
+        m.insert("mongodVersion".into(), v.clone().into());
+    }
+    m.insert(
+        "policyItems".into(),
+        json!(s.policy_item_id.iter().collect::<Vec<_>>()),
+    );
+    m.insert("snapshotType".into(), s.snapshot_type.clone().into());
+    m.insert("status".into(), s.status.clone().into());
+    m.insert("storageSizeBytes".into(), s.storage_size_bytes.into());
+    m
+}
+
+/// A replica-set snapshot in Atlas's shape (`DiskBackupReplicaSet`).
+pub fn replica_set_json(ctx: &Ctx, s: &Snapshot) -> Value {
+    let mut m = common(ctx, s, false);
+    m.insert("copyRegions".into(), json!([]));
+    let rs = s
+        .parts
+        .first()
+        .map(|p| p.replica_set_name.clone())
+        .unwrap_or_default();
+    m.insert("replicaSetName".into(), rs.into());
+    m.insert("type".into(), "replicaSet".into());
+    Value::Object(m)
+}
+
+/// A sharded-cluster snapshot in Atlas's shape (`DiskBackupShardedClusterSnapshot`).
+pub fn sharded_json(ctx: &Ctx, s: &Snapshot) -> Value {
+    let mut m = common(ctx, s, true);
+    m.insert(
+        "members".into(),
+        s.parts
+            .iter()
+            .map(|p| json!({"cloudProvider": "AWS", "id": s.id, "replicaSetName": p.replica_set_name}))
+            .collect::<Vec<_>>()
+            .into(),
+    );
+    m.insert("snapshotIds".into(), json!([s.id]));
+    m.insert("type".into(), "shardedCluster".into());
+    Value::Object(m)
+}
+
+fn snapshot_json(ctx: &Ctx, cluster: &Cluster, s: &Snapshot) -> Value {
+    match cluster.cluster_type {
+        ClusterType::Replicaset => replica_set_json(ctx, s),
+        ClusterType::Sharded => sharded_json(ctx, s),
+    }
+}
+
+async fn import(
+    State(state): State<AppState>,
+    principal: Principal,
+    ctx: Ctx,
+    Path((group_id, cluster_name)): Path<(String, String)>,
+    Body(body): Body<ImportSnapshot>,
+) -> Result<Reply, ApiError> {
+    let (_, cluster) = super::cluster_for(
+        &state,
+        &principal,
+        &group_id,
+        &cluster_name,
+        Role::GroupBackupCreator,
+    )
+    .await?;
+    // One part per replica set of the cluster, no more, no less.
+    for (i, part) in body.parts.iter().enumerate() {
+        if !cluster.replica_sets.contains(&part.replica_set_name) {
+            return Err(invalid(
+                &format!("parts[{i}].replicaSetName"),
+                &format!(
+                    "cluster {} has no replica set {}",
+                    cluster.name, part.replica_set_name
+                ),
+            ));
+        }
+        if body.parts[..i]
+            .iter()
+            .any(|p| p.replica_set_name == part.replica_set_name)
+        {
+            return Err(invalid(
+                &format!("parts[{i}].replicaSetName"),
+                "duplicate replica set",
+            ));
+        }
+    }
+    if let Some(missing) = cluster
+        .replica_sets
+        .iter()
+        .find(|rs| !body.parts.iter().any(|p| &p.replica_set_name == *rs))
+    {
+        return Err(invalid(
+            "parts",
+            &format!("missing a part for replica set {missing}"),
+        ));
+    }
+    let snapshot_type = body.snapshot_type.unwrap_or_else(|| "onDemand".into());
+    if !["onDemand", "scheduled", "fallback"].contains(&snapshot_type.as_str()) {
+        return Err(invalid(
+            "snapshotType",
+            "expected onDemand, scheduled or fallback",
+        ));
+    }
+    let frequency_type = body.frequency_type.unwrap_or_else(|| "ondemand".into());
+    if !["ondemand", "hourly", "daily", "weekly", "monthly", "yearly"]
+        .contains(&frequency_type.as_str())
+    {
+        return Err(invalid(
+            "frequencyType",
+            "expected ondemand, hourly, daily, weekly, monthly or yearly",
+        ));
+    }
+    if body.retention_in_days == Some(0) {
+        return Err(invalid("retentionInDays", "must be at least 1"));
+    }
+    let requested: Vec<(String, String)> = body
+        .parts
+        .iter()
+        .map(|p| (p.replica_set_name.clone(), p.url.clone()))
+        .collect();
+    let (parts, taken_at) = read_parts(requested, state.config.storage.clone()).await?;
+    let created_at = body
+        .created_at
+        .or(taken_at)
+        .unwrap_or_else(crate::store::now);
+    let mongod_version = parts.iter().find_map(|p| p.mongod_version.clone());
+    let new = NewSnapshot {
+        status: "completed".into(),
+        snapshot_type,
+        frequency_type,
+        description: body.description,
+        created_at,
+        expires_at: body
+            .retention_in_days
+            .map(|d| crate::store::now() + Duration::days(i64::from(d))),
+        mongod_version,
+        parts,
+        policy_item_id: None,
+        owns_files: false,
+    };
+    let snapshot = state.store.create_snapshot(&cluster, new).await?;
+    Ok(Reply::ok(
+        Served::Json,
+        ctx.query.format,
+        snapshot_json(&ctx, &cluster, &snapshot),
+    ))
+}
+
+/// Opens every part to check
+/// it is readable and to read its size, mongod version and time.
+async fn read_parts(
+    requested: Vec<(String, String)>,
+    options: crate::storage::StorageOptions,
+) -> Result<(Vec<SnapshotPart>, Option<DateTime<Utc>>), ApiError> {
+    let mut parts = Vec::new();
+    let mut taken_at = None;
+    for (i, (replica_set_name, url)) in requested.into_iter().enumerate() {
+        let field = format!("parts[{i}].url");
+        let location =
+            crate::storage::open(&url, &options).map_err(|e| invalid(&field, &e.to_string()))?;
+        // SnapshotSource::open's future is not Send, so it runs on a blocking thread of its own.
+        let handle = tokio::runtime::Handle::current();
+        let opened = tokio::task::spawn_blocking(move || {
+            handle
+                .block_on(crate::snapshot::SnapshotSource::open(location))
+                .map(|s| s.info)
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(ApiError::internal)?;
+        let info = opened.map_err(|e| {
+            ApiError::bad_request(
+                "SNAPSHOT_SOURCE_UNREADABLE",
+                format!("Cannot read the snapshot part of replica set {replica_set_name}: {e}."),
+            )
+            .with_parameters([replica_set_name.clone(), url.clone()])
+            .with_field(field.clone(), e)
+        })?;
+        taken_at = taken_at.max(info.taken_at);
+        parts.push(SnapshotPart {
+            replica_set_name,
+            url,
+            storage_size_bytes: info.total_bytes,
+            mongod_version: info.mongod_version,
+        });
+    }
+    Ok((parts, taken_at))
+}
+
+async fn take_on_demand(
+    State(state): State<AppState>,
+    principal: Principal,
+    ctx: Ctx,
+    Path((group_id, cluster_name)): Path<(String, String)>,
+) -> Result<Reply, ApiError> {
+    ctx.version(ONLY_2023)?;
+    super::cluster_for(
+        &state,
+        &principal,
+        &group_id,
+        &cluster_name,
+        Role::GroupBackupCreator,
+    )
+    .await?;
+    Err(ApiError::bad_request(
+        "ON_DEMAND_SNAPSHOT_NOT_SUPPORTED",
+        format!(
+            "Cluster {cluster_name} has no live source; import snapshots through /api/snapex/v1/groups/{group_id}/clusters/{cluster_name}/snapshots."
+        ),
+    )
+    .with_parameters([cluster_name]))
+}
+
+async fn list_of(
+    state: &AppState,
+    ctx: &Ctx,
+    cluster: &Cluster,
+    sharded: bool,
+) -> Result<Value, ApiError> {
+    let wanted = if sharded {
+        ClusterType::Sharded
+    } else {
+        ClusterType::Replicaset
+    };
+    let (snapshots, total) = if cluster.cluster_type == wanted {
+        state
+            .store
+            .list_snapshots(&cluster.id, ctx.query.page)
+            .await?
+    } else {
+        (Vec::new(), 0)
+    };
+    let results = snapshots
+        .iter()
+        .map(|s| {
+            if sharded {
+                sharded_json(ctx, s)
+            } else {
+                replica_set_json(ctx, s)
+            }
+        })
+        .collect();
+    Ok(super::pagination::page_body(
+        &ctx.self_url(),
+        &ctx.query,
+        results,
+        total,
+    ))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    ctx: Ctx,
+    Path((group_id, cluster_name)): Path<(String, String)>,
+) -> Result<Reply, ApiError> {
+    let served = ctx.version(ONLY_2023)?;
+    let (_, cluster) = super::cluster_for(
+        &state,
+        &principal,
+        &group_id,
+        &cluster_name,
+        Role::GroupReadOnly,
+    )
+    .await?;
+    let body = list_of(&state, &ctx, &cluster, false).await?;
+    Ok(Reply::ok(served, ctx.query.format, body))
+}
+
+async fn list_sharded(
+    State(state): State<AppState>,
+    principal: Principal,
+    ctx: Ctx,
+    Path((group_id, cluster_name)): Path<(String, String)>,
+) -> Result<Reply, ApiError> {
+    let served = ctx.version(ONLY_2023)?;
+    let (_, cluster) = super::cluster_for(
+        &state,
+        &principal,
+        &group_id,
+        &cluster_name,
+        Role::GroupReadOnly,
+    )
+    .await?;
+    let body = list_of(&state, &ctx, &cluster, true).await?;
+    Ok(Reply::ok(served, ctx.query.format, body))
+}
+
+async fn find(
+    state: &AppState,
+    principal: &Principal,
+    group_id: &str,
+    cluster_name: &str,
+    snapshot_id: &str,
+    role: Role,
+) -> Result<(Cluster, Snapshot), ApiError> {
+    let (_, cluster) = super::cluster_for(state, principal, group_id, cluster_name, role).await?;
+    check_id("snapshotId", snapshot_id)?;
+    let snapshot = state
+        .store
+        .get_snapshot(&cluster.id, snapshot_id)
+        .await?
+        .ok_or_else(|| snapshot_not_found(snapshot_id, cluster_name))?;
+    Ok((cluster, snapshot))
+}
+
+async fn get_one(
+    State(state): State<AppState>,
+    principal: Principal,
+    ctx: Ctx,
+    Path((group_id, cluster_name, snapshot_id)): Path<(String, String, String)>,
+) -> Result<Reply, ApiError> {
+    let served = ctx.version(ONLY_2023)?;
+    let (cluster, s) = find(
+        &state,
+        &principal,
+        &group_id,
+        &cluster_name,
+        &snapshot_id,
+        Role::GroupReadOnly,
+    )
+    .await?;
+    if cluster.cluster_type == ClusterType::Sharded {
+        return Err(snapshot_not_found(&snapshot_id, &cluster_name));
+    }
+    Ok(Reply::ok(
+        served,
+        ctx.query.format,
+        replica_set_json(&ctx, &s),
+    ))
+}
+
+async fn get_sharded(
+    State(state): State<AppState>,
+    principal: Principal,
+    ctx: Ctx,
+    Path((group_id, cluster_name, snapshot_id)): Path<(String, String, String)>,
+) -> Result<Reply, ApiError> {
+    let served = ctx.version(ONLY_2023)?;
+    let (cluster, s) = find(
+        &state,
+        &principal,
+        &group_id,
+        &cluster_name,
+        &snapshot_id,
+        Role::GroupReadOnly,
+    )
+    .await?;
+    if cluster.cluster_type != ClusterType::Sharded {
+        return Err(snapshot_not_found(&snapshot_id, &cluster_name));
+    }
+    Ok(Reply::ok(served, ctx.query.format, sharded_json(&ctx, &s)))
+}
+
+async fn patch_one(
+    State(state): State<AppState>,
+    principal: Principal,
+    ctx: Ctx,
+    Path((group_id, cluster_name, snapshot_id)): Path<(String, String, String)>,
+    Body(body): Body<PatchSnapshot>,
+) -> Result<Reply, ApiError> {
+    let served = ctx.version(ONLY_2023)?;
+    let (cluster, s) = find(
+        &state,
+        &principal,
+        &group_id,
+        &cluster_name,
+        &snapshot_id,
+        Role::GroupBackupManager,
+    )
+    .await?;
+    let expires_at = match (
+        body.retention_unit.as_deref(),
+        body.retention_value,
+        body.expires_at,
+    ) {
+        (_, _, Some(at)) => Some(at),
+        (Some(unit), Some(value), None) => {
+            let days = match unit {
+                "days" => 1,
+                "weeks" => 7,
+                "months" => 31,
+                "years" => 366,
+                _ => {
+                    return Err(invalid(
+                        "retentionUnit",
+                        "expected days, weeks, months or years",
+                    ));
+                }
+            };
+            Some(s.created_at + Duration::days(i64::from(value) * days))
+        }
+        (None, None, None) => None,
+        _ => {
+            return Err(invalid(
+                "retentionValue",
+                "retentionUnit and retentionValue go together",
+            ));
+        }
+    };
+    let updated = state
+        .store
+        .update_snapshot_retention(&cluster.id, &snapshot_id, expires_at, body.do_not_delete)
+        .await?
+        .ok_or_else(|| snapshot_not_found(&snapshot_id, &cluster_name))?;
+    Ok(Reply::ok(
+        served,
+        ctx.query.format,
+        snapshot_json(&ctx, &cluster, &updated),
+    ))
+}
+
+async fn delete_any(
+    state: &AppState,
+    principal: &Principal,
+    ctx: &Ctx,
+    (group_id, cluster_name, snapshot_id): (String, String, String),
+    sharded: bool,
+) -> Result<Reply, ApiError> {
+    let served = ctx.version(ONLY_2023)?;
+    let (cluster, s) = find(
+        state,
+        principal,
+        &group_id,
+        &cluster_name,
+        &snapshot_id,
+        Role::GroupBackupManager,
+    )
+    .await?;
+    if (cluster.cluster_type == ClusterType::Sharded) != sharded {
+        return Err(snapshot_not_found(&snapshot_id, &cluster_name));
+    }
+    if s.do_not_delete {
+        return Err(ApiError::bad_request(
+            "SNAPSHOT_DO_NOT_DELETE",
+            format!("Snapshot {snapshot_id} is protected by doNotDelete."),
+        )
+        .with_parameters([snapshot_id]));
+    }
+    // Only the record goes: imported parts are the user's files (owns_files is false for them).
+    state
+        .store
+        .delete_snapshot(&cluster.id, &snapshot_id)
+        .await?;
+    Ok(Reply::no_content(served))
+}
+
+async fn delete_one(
+    State(state): State<AppState>,
+    principal: Principal,
+    ctx: Ctx,
+    Path(path): Path<(String, String, String)>,
+) -> Result<Reply, ApiError> {
+    delete_any(&state, &principal, &ctx, path, false).await
+}
+
+async fn delete_sharded(
+    State(state): State<AppState>,
+    principal: Principal,
+    ctx: Ctx,
+    Path(path): Path<(String, String, String)>,
+) -> Result<Reply, ApiError> {
+    delete_any(&state, &principal, &ctx, path, true).await
+}
+
+/// The legacy v1.0 snapshot of the seed document (`complete`, `created.date`, `parts[]`).
+async fn get_legacy(
+    State(state): State<AppState>,
+    principal: Principal,
+    ctx: Ctx,
+    Path((group_id, cluster_name, snapshot_id)): Path<(String, String, String)>,
+) -> Result<Reply, ApiError> {
+    let (cluster, s) = find(
+        &state,
+        &principal,
+        &group_id,
+        &cluster_name,
+        &snapshot_id,
+        Role::GroupReadOnly,
+    )
+    .await?;
+    let type_name = match cluster.cluster_type {
+        ClusterType::Replicaset => "REPLICA_SET",
+        ClusterType::Sharded => "SHARDED_REPLICA_SET",
+    };
+    let body = json!({
+        "clusterId": cluster.id,
+        "complete": s.status == "completed",
+        "created": {"date": iso(s.created_at), "increment": 1},
+        "doNotDelete": s.do_not_delete,
+        "expires": s.expires_at.map(iso),
+        "groupId": s.group_id,
+        "id": s.id,
+        "lastOplogAppliedTimestamp": {"date": iso(s.created_at), "increment": 1},
+        "links": [{"href": ctx.self_url(), "rel": "self"}],
+        "parts": s.parts.iter().map(|p| json!({
+            "clusterId": cluster.id,
+            "compressionSetting": "GZIP",
+            "dataSizeBytes": p.storage_size_bytes,
+            "encryptionEnabled": false,
+            "fileSizeBytes": p.storage_size_bytes,
+            "mongodVersion": p.mongod_version,
+            "replicaSetName": p.replica_set_name,
+            "storageSizeBytes": p.storage_size_bytes,
+            "typeName": type_name,
+        })).collect::<Vec<_>>(),
+    });
+    let _ = StatusCode::OK;
+    Ok(Reply::ok(Served::Json, ctx.query.format, body))
+}

@@ -390,6 +390,52 @@ async fn s3_with_a_wrong_secret_is_refused() {
 }
 
 #[tokio::test]
+async fn gcs_read_path_head_get_range_and_list() {
+    // Only reads: see support::gcs_location for why writes are not tested on GCS.
+    let Some((loc, seeder)) = support::gcs_location() else {
+        return;
+    };
+    let body = pattern(300_000, 5);
+    let data = loc.path("dump/db/coll.bson");
+    seeder.put(data.as_ref(), body.clone()).await;
+    seeder
+        .put(
+            loc.path("dump/db/coll.metadata.json").as_ref(),
+            b"{}".to_vec(),
+        )
+        .await;
+    seeder
+        .put(loc.path("dump/prelude.json").as_ref(), b"{}".to_vec())
+        .await;
+    assert_eq!(read_all(&loc, &data).await, body);
+    assert_eq!(loc.store.head(&data).await.unwrap().size, body.len() as u64);
+    let r = loc.store.get_range(&data, 1000..2000).await.unwrap();
+    assert_eq!(&r[..], &body[1000..2000]);
+    assert_eq!(
+        list_rel(&loc).await,
+        [
+            "dump/db/coll.bson",
+            "dump/db/coll.metadata.json",
+            "dump/prelude.json"
+        ]
+    );
+    let dump = loc.child("dump");
+    let listing = dump
+        .store
+        .list_with_delimiter(Some(&dump.prefix))
+        .await
+        .unwrap();
+    let dirs: Vec<String> = listing
+        .common_prefixes
+        .iter()
+        .map(|p| dump.relative(p).unwrap())
+        .collect();
+    assert_eq!(dirs, ["db"]);
+    let err = loc.store.get(&loc.path("missing")).await.unwrap_err();
+    assert!(is_not_found(&err), "{err:?}");
+}
+
+#[tokio::test]
 async fn a_stalled_store_never_finishes_the_write() {
     let loc = support::location("memory").unwrap();
     let faulty = FaultyStore::new(loc.store.clone())

@@ -24,6 +24,9 @@ pub const ENV_S3_SECRET_KEY: &str = "SNAPEX_TEST_S3_SECRET_KEY";
 /// Read by object_store itself in Azure emulator mode; it cannot be passed as an option.
 pub const ENV_AZURITE_URL: &str = "AZURITE_BLOB_STORAGE_URL";
 pub const ENV_AZURE_CONTAINER: &str = "SNAPEX_TEST_AZURE_CONTAINER";
+/// fake-gcs-server's base URL and bucket: GCS read path only (see [`gcs_location`]).
+pub const ENV_GCS_URL: &str = "SNAPEX_TEST_GCS_URL";
+pub const ENV_GCS_BUCKET: &str = "SNAPEX_TEST_GCS_BUCKET";
 pub const ENV_POSTGRES_URL: &str = "SNAPEX_TEST_POSTGRES_URL";
 pub const ENV_PYTHON: &str = "SNAPEX_TEST_PYTHON";
 
@@ -153,6 +156,54 @@ pub fn child_env(backend: &str) -> Vec<(String, String)> {
         _ => vec![],
     };
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// A GCS location with a unique prefix in fake-gcs-server's bucket, and a handle to put
+/// objects in. fake-gcs-server implements GCS's JSON API but not the XML-API writes that
+/// object_store sends, so writes go through [`GcsSeeder::put`] and only object_store's read
+/// path (head, get, ranges, list) is tested on GCS.
+pub fn gcs_location() -> Option<(Location, GcsSeeder)> {
+    let v = require_env("fake-gcs-server", &[ENV_GCS_URL, ENV_GCS_BUCKET])?;
+    let (base, bucket) = (v[0].clone(), v[1].clone());
+    let key = serde_json::json!({
+        "gcs_base_url": base,
+        "disable_oauth": true,
+        "client_email": "",
+        "private_key": "",
+        "private_key_id": "",
+    });
+    let options = StorageOptions {
+        gcs_service_account_key: Some(key.to_string()),
+        ..storage_options()
+    };
+    let url = format!("gs://{bucket}/{}", unique_name("t"));
+    let loc = storage::open(&url, &options).unwrap_or_else(|e| panic!("open {url}: {e}"));
+    Some((loc, GcsSeeder { base, bucket }))
+}
+
+/// Puts objects into fake-gcs-server through its JSON upload API.
+pub struct GcsSeeder {
+    base: String,
+    bucket: String,
+}
+
+impl GcsSeeder {
+    /// Stores `body` under the full object key `key`.
+    pub async fn put(&self, key: &str, body: Vec<u8>) {
+        let url = format!("{}/upload/storage/v1/b/{}/o", self.base, self.bucket);
+        let resp = reqwest::Client::new()
+            .post(&url)
+            .query(&[("uploadType", "media"), ("name", key)])
+            .body(body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("upload {key} to fake-gcs-server: {e}"));
+        assert!(
+            resp.status().is_success(),
+            "upload {key} to fake-gcs-server: {}",
+            resp.status()
+        );
+    }
 }
 
 /// The venv interpreter with pymongo, duckdb and requests (`SNAPEX_TEST_PYTHON`).

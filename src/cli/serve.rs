@@ -1,10 +1,323 @@
-//! `snapex serve` (being built).
+//! `snapex serve`: the Atlas-compatible API server and this node's export job runner.
+//!
+//! Configuration comes from flags, then the environment (`SNAPEX_*`, through clap), then a TOML
+//! file (`--config`), then defaults; the resolved value of every setting is printed at start.
+//! [`start`] runs a server in-process (for `snapex demo` and tests) and returns its bound
+//! address and a shutdown handle; [`run`] is the command, which also installs logging and waits
+//! for SIGINT/SIGTERM.
 
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
-#[derive(clap::Args, Debug)]
-pub struct ServeArgs {}
+use anyhow::Context;
+use serde::Deserialize;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
-pub async fn run(_args: ServeArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("snapex serve is not built yet")
+use crate::api::{ApiConfig, AppState};
+use crate::auth::{AuthService, SecretBox};
+use crate::cli::StoreArgs;
+use crate::jobs::{Runner, RunnerConfig};
+use crate::storage::StorageOptions;
+use crate::store::Store;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "SNAPEX_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Root directory of FILESYSTEM export buckets [default: <data dir>/buckets].
+    #[arg(long, env = "SNAPEX_BUCKET_ROOT")]
+    pub bucket_root: Option<PathBuf>,
+    /// TOML configuration file (keys: listen, bucket_root, database, node_id,
+    /// max_concurrent_replica_sets, lease_seconds, log_format).
+    #[arg(long, env = "SNAPEX_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// This node's name in job leases [default: the host name]. Must be unique per node and
+    /// stable across restarts.
+    #[arg(long, env = "SNAPEX_NODE_ID")]
+    pub node_id: Option<String>,
+    /// Replica sets exporting at once across the deployment [default: 5].
+    #[arg(long, env = "SNAPEX_MAX_CONCURRENT_REPLICA_SETS")]
+    pub max_concurrent_replica_sets: Option<u64>,
+    /// Seconds a job lease lasts without a heartbeat [default: 30].
+    #[arg(long, env = "SNAPEX_LEASE_SECONDS")]
+    pub lease_seconds: Option<u64>,
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "SNAPEX_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// The `--config` file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    bucket_root: Option<PathBuf>,
+    database: Option<String>,
+    node_id: Option<String>,
+    max_concurrent_replica_sets: Option<u64>,
+    lease_seconds: Option<u64>,
+    log_format: Option<String>,
+}
+
+/// Everything a server needs, resolved.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub data_dir: PathBuf,
+    /// `None`: SQLite in `data_dir`.
+    pub database: Option<String>,
+    pub listen: SocketAddr,
+    pub bucket_root: PathBuf,
+    pub node_id: String,
+    pub max_concurrent_replica_sets: u64,
+    pub lease: Duration,
+    pub heartbeat_every: Duration,
+    pub storage: StorageOptions,
+    pub export: crate::export::ExportOptions,
+    pub log_format: String,
+}
+
+impl ServerConfig {
+    /// Defaults for a data directory: loopback, SQLite, `<data dir>/buckets`.
+    pub fn for_data_dir(data_dir: &Path) -> Self {
+        ServerConfig {
+            data_dir: data_dir.to_path_buf(),
+            database: None,
+            listen: DEFAULT_LISTEN
+                .parse()
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            bucket_root: data_dir.join("buckets"),
+            node_id: crate::jobs::default_node_id(),
+            max_concurrent_replica_sets: 5,
+            lease: Duration::from_secs(30),
+            heartbeat_every: Duration::from_secs(1),
+            storage: StorageOptions::default(),
+            export: crate::export::ExportOptions::default(),
+            log_format: "text".into(),
+        }
+    }
+
+    /// Flags/env over the file over defaults.
+    pub fn resolve(args: &ServeArgs) -> anyhow::Result<Self> {
+        let file: FileConfig = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                toml::from_str(&text)
+                    .with_context(|| format!("invalid config file {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let mut c = ServerConfig::for_data_dir(&args.store.data_dir);
+        c.database = args.store.database.clone().or(file.database);
+        if let Some(v) = args.listen.or(file.listen) {
+            c.listen = v;
+        }
+        if let Some(v) = args.bucket_root.clone().or(file.bucket_root) {
+            c.bucket_root = v;
+        }
+        if let Some(v) = args.node_id.clone().or(file.node_id) {
+            c.node_id = v;
+        }
+        if let Some(v) = args
+            .max_concurrent_replica_sets
+            .or(file.max_concurrent_replica_sets)
+        {
+            anyhow::ensure!(v >= 1, "max_concurrent_replica_sets must be at least 1");
+            c.max_concurrent_replica_sets = v;
+        }
+        if let Some(v) = args.lease_seconds.or(file.lease_seconds) {
+            anyhow::ensure!(v >= 2, "lease_seconds must be at least 2");
+            c.lease = Duration::from_secs(v);
+        }
+        if let Some(v) = args.log_format.clone().or(file.log_format) {
+            anyhow::ensure!(
+                v == "text" || v == "json",
+                "log_format must be text or json"
+            );
+            c.log_format = v;
+        }
+        Ok(c)
+    }
+
+    /// One line per setting, for the start banner.
+    pub fn describe(&self) -> Vec<(String, String)> {
+        vec![
+            ("data_dir".into(), self.data_dir.display().to_string()),
+            (
+                "database".into(),
+                match &self.database {
+                    Some(url) => crate::store::redact_url(url),
+                    None => crate::store::default_sqlite_url(&self.data_dir),
+                },
+            ),
+            ("listen".into(), self.listen.to_string()),
+            ("bucket_root".into(), self.bucket_root.display().to_string()),
+            ("node_id".into(), self.node_id.clone()),
+            (
+                "max_concurrent_replica_sets".into(),
+                self.max_concurrent_replica_sets.to_string(),
+            ),
+            ("lease_seconds".into(), self.lease.as_secs().to_string()),
+            ("log_format".into(), self.log_format.clone()),
+        ]
+    }
+}
+
+/// A server running in this process.
+pub struct RunningServer {
+    /// The bound address (useful with port 0).
+    pub addr: SocketAddr,
+    pub store: Store,
+    pub auth: AuthService,
+    shutdown: CancellationToken,
+    server: JoinHandle<std::io::Result<()>>,
+    runner: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// `http://<addr>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A token that stops the server when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops accepting, finishes in-flight requests, stops the runner (running jobs end as
+    /// interrupted) and waits for both.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.wait().await
+    }
+
+    /// Waits until the server stops (after [`RunningServer::shutdown_token`] fires).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let served = self.server.await.context("server task panicked")?;
+        self.runner.await.context("job runner panicked")?;
+        self.store.close().await;
+        served.context("server failed")
+    }
+}
+
+/// Opens the store, binds the listener, and starts serving and running jobs.
+pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
+    let store = Store::open_configured(&config.data_dir, config.database.as_deref())
+        .await
+        .context("cannot open the metadata store")?;
+    let secrets =
+        SecretBox::from_env_or_data_dir(&config.data_dir).context("cannot load the secret key")?;
+    let auth = AuthService::new(store.clone(), secrets.clone());
+    auth.verify_deployment_key()
+        .await
+        .context("the secret key is not this deployment's")?;
+    std::fs::create_dir_all(&config.bucket_root)
+        .with_context(|| format!("cannot create bucket root {}", config.bucket_root.display()))?;
+    let bucket_root = config
+        .bucket_root
+        .canonicalize()
+        .unwrap_or_else(|_| config.bucket_root.clone());
+    let mut api = ApiConfig::new(bucket_root);
+    api.storage = config.storage.clone();
+    api.max_concurrent_replica_sets = config.max_concurrent_replica_sets;
+    let state = AppState::new(store.clone(), auth.clone(), api);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener
+        .local_addr()
+        .context("cannot read the bound address")?;
+    let shutdown = CancellationToken::new();
+
+    let mut runner_config = RunnerConfig::new(config.node_id.clone());
+    runner_config.max_concurrent_replica_sets = config.max_concurrent_replica_sets;
+    runner_config.lease = config.lease;
+    runner_config.heartbeat_every = config.heartbeat_every;
+    runner_config.export = config.export.clone();
+    let runner = Runner {
+        store: store.clone(),
+        secrets,
+        api: state.config.clone(),
+        config: runner_config,
+        wakeup: state.wakeup.clone(),
+        metrics: state.metrics.clone(),
+    };
+    let runner = tokio::spawn(runner.run(shutdown.clone()));
+
+    let router = crate::api::app(state).layer(tower_http::trace::TraceLayer::new_for_http());
+    let stop = shutdown.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+    });
+    tracing::info!(%addr, node_id = %config.node_id, "snapex serving");
+    Ok(RunningServer {
+        addr,
+        store,
+        auth,
+        shutdown,
+        server,
+        runner,
+    })
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // try_init: a second call (tests, demo) keeps the first subscriber.
+    let _ = if format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+async fn signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = ServerConfig::resolve(&args)?;
+    init_logging(&config.log_format);
+    for (key, value) in config.describe() {
+        eprintln!("snapex serve: {key} = {value}");
+    }
+    let server = start(config).await?;
+    eprintln!("snapex serve: listening on {}", server.url());
+    let token = server.shutdown_token();
+    tokio::spawn(async move {
+        signal().await;
+        tracing::info!("shutting down");
+        token.cancel();
+    });
+    server.wait().await?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -470,7 +470,7 @@ fn order(e: &mut Encoder, r: &mut Rng, n: u64) {
     address(e, r);
     e.end();
     let mut notes = String::new();
-    r.words(&mut notes, 20, 60);
+    r.words(&mut notes, 30, 90);
     if r.below(10) == 0 {
         notes.push_str(r.pick(NOTES));
     }
@@ -558,7 +558,7 @@ fn customer(e: &mut Encoder, r: &mut Rng, n: u64) {
         e.date("lastLogin", BASE_MS + r.below(2 * YEAR_MS) as i64);
     }
     let mut bio = String::new();
-    r.words(&mut bio, 30, 90);
+    r.words(&mut bio, 40, 120);
     e.string("bio", &bio);
     e.begin_doc("prefs");
     e.string("lang", r.pick(&["en", "fr", "de", "ja", "pt-BR", "pl"]));
@@ -675,6 +675,17 @@ fn event(e: &mut Encoder, r: &mut Rng, n: u64) {
         "referrer",
         r.pick(&["https://www.google.com/", "https://news.example.org/", ""]),
     );
+    e.end();
+    let mut message = String::new();
+    r.words(&mut message, 40, 100);
+    e.string("message", &message);
+    e.begin_array("experiments");
+    for i in 0..r.below(5) as usize {
+        e.begin_doc(index_key(i));
+        e.string("name", &format!("exp-{}", r.below(500)));
+        e.string("variant", r.pick(&["control", "a", "b"]));
+        e.end();
+    }
     e.end();
     e.timestamp("optime", (ts / 1000) as u32, 1 + r.below(100) as u32);
     e.end();

@@ -30,11 +30,11 @@ use std::time::Duration;
 
 use object_store::aws::AmazonS3Builder;
 use object_store::azure::MicrosoftAzureBuilder;
-use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::{Path, PathPart};
-use object_store::{ObjectStore, RetryConfig};
+use object_store::{ClientConfigKey, ObjectStore, RetryConfig};
 use percent_encoding::percent_decode_str;
 
 /// Retries for transient store errors when [`StorageOptions::max_retries`] is not set.
@@ -620,8 +620,9 @@ fn open_gcs(parsed: ParsedUrl, options: &StorageOptions) -> Result<Location, Sto
         };
     }
     if options.allow_http {
-        builder =
-            builder.with_client_options(object_store::ClientOptions::new().with_allow_http(true));
+        // Through the config key, not `with_client_options`, which would replace whatever
+        // client settings `from_env` picked up.
+        builder = builder.with_config(GoogleConfigKey::Client(ClientConfigKey::AllowHttp), "true");
     }
     let store = builder.build().map_err(|source| StorageError::Open {
         url: parsed.display.clone(),

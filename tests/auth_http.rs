@@ -518,6 +518,43 @@ async fn oauth_client_credentials_then_bearer_then_revoke() {
             .unwrap()
             .starts_with("Digest ")
     );
+    // An expired token is refused: issue one, then age it in the database.
+    let resp = client
+        .post(&token_url)
+        .basic_auth(&sa.client_id, Some(&sa.client_secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials")
+        .send()
+        .await
+        .unwrap();
+    let aged = resp.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        client
+            .get(&read)
+            .bearer_auth(&aged)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    sqlx::query("UPDATE oauth_tokens SET expires_at = 0")
+        .execute(w.auth.store().pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        client
+            .get(&read)
+            .bearer_auth(&aged)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
     // A made-up token is refused the same way.
     let resp = client
         .get(&read)

@@ -945,3 +945,111 @@ impl From<AuthError> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal(grants: Vec<Grant>, org_projects: &[&str]) -> Principal {
+        Principal {
+            id: "k".into(),
+            kind: PrincipalKind::ApiKey {
+                public_key: "abcdefgh".into(),
+            },
+            org_id: "org".into(),
+            grants,
+            org_projects: org_projects.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn org_grant(role: Role) -> Grant {
+        Grant {
+            group_id: None,
+            role,
+        }
+    }
+
+    #[test]
+    fn org_read_only_reads_every_project_of_its_org_and_writes_none() {
+        let p = principal(vec![org_grant(Role::OrgReadOnly)], &["p1", "p2"]);
+        assert!(p.require_group("p1", Role::GroupReadOnly).is_ok());
+        assert!(p.require_group("p2", Role::GroupReadOnly).is_ok());
+        let e = p.require_group("p1", Role::GroupBackupManager).unwrap_err();
+        assert_eq!(e.status, StatusCode::FORBIDDEN);
+        let e = p.require_group("p3", Role::GroupReadOnly).unwrap_err();
+        assert_eq!(e.status, StatusCode::NOT_FOUND);
+        assert_eq!(e.error_code, "GROUP_NOT_FOUND");
+        assert_eq!(p.visible_group_ids(), ["p1", "p2"]);
+        assert!(p.require_org("org", Role::OrgMember).is_ok());
+        assert_eq!(
+            p.require_org("org", Role::OrgOwner).unwrap_err().status,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            p.require_org("other", Role::OrgMember)
+                .unwrap_err()
+                .error_code,
+            "ORG_NOT_FOUND"
+        );
+    }
+
+    #[test]
+    fn org_member_sees_no_project_and_project_roles_stay_in_their_project() {
+        let member = principal(vec![org_grant(Role::OrgMember)], &["p1"]);
+        assert_eq!(
+            member
+                .require_group("p1", Role::GroupReadOnly)
+                .unwrap_err()
+                .status,
+            StatusCode::NOT_FOUND
+        );
+        assert!(member.visible_group_ids().is_empty());
+        let operator = principal(
+            vec![Grant {
+                group_id: Some("p1".into()),
+                role: Role::GroupBackupExportOperator,
+            }],
+            &[],
+        );
+        assert!(
+            operator
+                .require_group("p1", Role::GroupBackupExportOperator)
+                .is_ok()
+        );
+        assert!(operator.require_group("p1", Role::GroupReadOnly).is_ok());
+        assert_eq!(
+            operator
+                .require_group("p1", Role::GroupBackupManager)
+                .unwrap_err()
+                .status,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            operator
+                .require_group("p2", Role::GroupReadOnly)
+                .unwrap_err()
+                .status,
+            StatusCode::NOT_FOUND
+        );
+        // A project key has no organization role.
+        assert_eq!(
+            operator
+                .require_org("org", Role::OrgMember)
+                .unwrap_err()
+                .status,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(operator.visible_group_ids(), ["p1"]);
+    }
+
+    #[test]
+    fn atlas_style_key_formats() {
+        let public = new_public_key();
+        assert_eq!(public.len(), 8);
+        assert!(public.bytes().all(|b| b.is_ascii_lowercase()));
+        let private = new_private_key();
+        assert_eq!(private.len(), 36);
+        assert_eq!(&private[14..15], "4");
+        assert_ne!(new_private_key(), private);
+    }
+}

@@ -129,5 +129,9 @@ stop_services() {
     stop_pid "$name" "$pid"
   done
   SNAPEX_STARTED=()
-  if [[ -n ${PG_DIR:-} ]]; then rm -rf "$PG_DIR"; fi
+  if [[ -n ${PG_DIR:-} ]]; then
+    # Its log goes with the others (kept when the run fails); the cluster itself goes.
+    cp "$PG_DIR/postgres.log" "$RUN_DIR/postgres.log" 2>/dev/null || true
+    rm -rf "$PG_DIR"
+  fi
 }

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::gzip::{self, CompressedBlock, GzipError};
-use super::upload::Upload;
+use super::upload::{Upload, block_on_or_stop};
 use super::{
     ExportError, ExportOptions, ExportTarget, ManifestObject, Progress, ReplicaSetSummary,
     SkippedCollection,
@@ -527,7 +527,7 @@ fn write_objects(
                     let mut state = FileState {
                         key,
                         collection,
-                        upload: Upload::new(store.clone(), path),
+                        upload: Upload::new(store.clone(), path, stop.clone()),
                         sha: Sha256::new(),
                         crc: crc32fast::Hasher::new(),
                         uncompressed: 0,
@@ -583,14 +583,12 @@ fn write_objects(
                     let path = join(base, &key);
                     let sha = hex::encode(Sha256::digest(&metadata));
                     let bytes = metadata.len() as u64;
-                    handle
-                        .block_on(async {
-                            tokio::select! {
-                                r = object_store::ObjectStoreExt::put(store.as_ref(), &path, metadata.into()) => r.map(|_| ()).map_err(|e| e.to_string()),
-                                _ = stop.cancelled() => Err("stopped".to_string()),
-                            }
-                        })
-                        .map_err(|e| format!("writing {path}: {e}"))?;
+                    block_on_or_stop(
+                        handle,
+                        stop,
+                        object_store::ObjectStoreExt::put(store.as_ref(), &path, metadata.into()),
+                    )
+                    .map_err(|e| format!("writing {path}: {e}"))?;
                     objects.push(ManifestObject {
                         key,
                         bytes,

@@ -51,7 +51,10 @@ pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             // serde names an unknown field in the message; its path is the enclosing object's.
             let (field, description) = if let Some(rest) = message.strip_prefix("unknown field `") {
                 let name = rest.split('`').next().unwrap_or("");
-                let field = if path == "." || path.is_empty() {
+                // serde_path_to_error's path already ends at the unknown key.
+                let field = if path == name || path.ends_with(&format!(".{name}")) {
+                    path.clone()
+                } else if path == "." || path.is_empty() {
                     name.to_string()
                 } else {
                     format!("{path}.{name}")

@@ -1,0 +1,867 @@
+//! The API server over a real loopback socket (and, for the sunset test, the router called
+//! directly): the flow a user runs, every success body checked against the schema of its
+//! media type in the spec extract, and the error paths.
+
+mod support;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use snapex::auth::Role;
+use snapex::cli::serve::{RunningServer, ServerConfig, start};
+
+const V2023: &str = "application/vnd.atlas.2023-01-01+json";
+const V2024_05: &str = "application/vnd.atlas.2024-05-30+json";
+
+// ---------------------------------------------------------------------------------------------
+// A tiny reader for the spec extract: component schemas' properties, types, refs, required.
+
+#[derive(Debug, Default)]
+struct Schema {
+    props: HashMap<String, Prop>,
+    required: Vec<String>,
+    mapping: HashMap<String, String>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Prop {
+    ty: Option<String>,
+    reference: Option<String>,
+    items_ref: Option<String>,
+}
+
+fn spec_text() -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/atlas-api/atlas-openapi-backup-export.yaml");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn indent(line: &str) -> usize {
+    line.len() - line.trim_start().len()
+}
+
+fn ref_name(line: &str) -> Option<String> {
+    let i = line.find("#/components/schemas/")?;
+    Some(
+        line[i + "#/components/schemas/".len()..]
+            .trim_end_matches('\'')
+            .trim_end_matches('"')
+            .to_string(),
+    )
+}
+
+fn schema(name: &str) -> Schema {
+    let text = spec_text();
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| *l == format!("    {name}:"))
+        .unwrap_or_else(|| panic!("schema {name} not in the spec extract"));
+    let mut s = Schema::default();
+    let mut section = "";
+    let mut current: Option<String> = None;
+    let mut in_items = false;
+    for line in &lines[start + 1..] {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let ind = indent(line);
+        if ind <= 4 {
+            break;
+        }
+        let t = line.trim();
+        if ind == 6 {
+            section = if t == "properties:" {
+                "properties"
+            } else if t == "required:" {
+                "required"
+            } else if t == "discriminator:" {
+                "discriminator"
+            } else {
+                ""
+            };
+            if let Some(item) = t.strip_prefix("- ")
+                && section == ""
+                && !item.starts_with('$')
+            {
+                s.required.push(item.to_string());
+            }
+            continue;
+        }
+        match section {
+            "properties" => {
+                if ind == 8 && t.ends_with(':') {
+                    let p = t.trim_end_matches(':').to_string();
+                    s.props.insert(p.clone(), Prop::default());
+                    current = Some(p);
+                    in_items = false;
+                } else if let Some(p) = current.as_ref().and_then(|p| s.props.get_mut(p)) {
+                    if ind == 10 && t == "items:" {
+                        in_items = true;
+                    } else if ind == 10 && t.starts_with("type:") {
+                        p.ty = Some(t["type:".len()..].trim().to_string());
+                        in_items = false;
+                    } else if ind == 10 && t.starts_with("$ref:") {
+                        p.reference = ref_name(t);
+                    } else if ind == 12 && in_items && t.starts_with("$ref:") {
+                        p.items_ref = ref_name(t);
+                    } else if ind == 10 {
+                        in_items = false;
+                    }
+                }
+            }
+            "required" => {}
+            "discriminator" => {
+                if ind == 10
+                    && let Some((k, v)) = t.split_once(':')
+                    && let Some(r) = ref_name(v)
+                {
+                    s.mapping.insert(k.trim().to_string(), r);
+                }
+            }
+            _ => {}
+        }
+    }
+    // `required:` lists sit at indent 6 with `- name` items also at indent 6.
+    let mut in_required = false;
+    for line in &lines[start + 1..] {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if indent(line) <= 4 {
+            break;
+        }
+        if indent(line) == 6 {
+            let t = line.trim();
+            if t == "required:" {
+                in_required = true;
+            } else if let Some(item) = t.strip_prefix("- ") {
+                if in_required {
+                    s.required.push(item.to_string());
+                }
+            } else {
+                in_required = false;
+            }
+        }
+    }
+    s.required.sort();
+    s.required.dedup();
+    s
+}
+
+/// Checks `value` against the named schema: required fields present, no field the schema does
+/// not define, JSON types as declared, nested refs and array items recursively.
+fn validate(value: &Value, name: &str, path: &str) {
+    let s = schema(name);
+    if let Some(provider) = value.get("cloudProvider").and_then(Value::as_str)
+        && let Some(mapped) = s.mapping.get(provider)
+        && mapped != name
+    {
+        return validate(value, mapped, path);
+    }
+    let obj = value
+        .as_object()
+        .unwrap_or_else(|| panic!("{path}: expected an object for {name}, got {value}"));
+    for r in &s.required {
+        assert!(obj.contains_key(r), "{path}: {name} requires {r}: {value}");
+    }
+    if s.props.is_empty() {
+        return;
+    }
+    for (k, v) in obj {
+        let p = s
+            .props
+            .get(k)
+            .unwrap_or_else(|| panic!("{path}: {name} has no field {k}: {value}"));
+        let here = format!("{path}.{k}");
+        if let Some(ty) = &p.ty {
+            let ok = match ty.as_str() {
+                "string" => v.is_string(),
+                "integer" => v.is_i64() || v.is_u64(),
+                "number" => v.is_number(),
+                "boolean" => v.is_boolean(),
+                "array" => v.is_array(),
+                "object" => v.is_object(),
+                _ => true,
+            };
+            assert!(ok, "{here}: expected {ty}, got {v}");
+        }
+        if let Some(r) = &p.reference {
+            validate(v, r, &here);
+        }
+        if let (Some(r), Some(items)) = (&p.items_ref, v.as_array()) {
+            for (i, item) in items.iter().enumerate() {
+                validate(item, r, &format!("{here}[{i}]"));
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The app under test.
+
+struct TestApp {
+    _dir: tempfile::TempDir,
+    server: RunningServer,
+    client: reqwest::Client,
+    token: String,
+    org_id: String,
+    group_id: String,
+    bucket_root: PathBuf,
+}
+
+fn fixture_dump() -> String {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/mongodump/mongo-tools/mongorestore/testdata/indexmetadata")
+        .canonicalize()
+        .expect("mongo-tools fixtures are in shared/data");
+    p.display().to_string()
+}
+
+impl TestApp {
+    async fn start() -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = ServerConfig::for_data_dir(dir.path());
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.node_id = format!("test-{}", snapex::store::new_id());
+        let bucket_root = dir.path().join("buckets");
+        config.bucket_root = bucket_root.clone();
+        let server = start(config).await.unwrap();
+        let org = server.store.create_org("Acme Corp").await.unwrap();
+        let project = server
+            .store
+            .create_project(&org.id, "Data Platform")
+            .await
+            .unwrap();
+        let sa = server
+            .auth
+            .create_service_account(&org.id, Some(&project.id), &[Role::GroupOwner], "tests")
+            .await
+            .unwrap();
+        let token = server
+            .auth
+            .issue_token(&sa.client_id, &sa.client_secret)
+            .await
+            .unwrap();
+        TestApp {
+            _dir: dir,
+            client: reqwest::Client::new(),
+            token: token.access_token,
+            org_id: org.id,
+            group_id: project.id,
+            bucket_root: bucket_root.canonicalize().unwrap(),
+            server,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.url())
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        accept: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut req = self
+            .client
+            .request(method.parse().unwrap(), self.url(path))
+            .bearer_auth(&self.token)
+            .header("accept", accept);
+        if let Some(b) = body {
+            req = req
+                .header("content-type", accept_to_content_type(accept))
+                .body(b.to_string());
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"))
+        };
+        (status, headers, value)
+    }
+
+    async fn ok(&self, method: &str, path: &str, accept: &str, body: Option<Value>) -> Value {
+        let (status, headers, value) = self.call(method, path, accept, body).await;
+        assert_eq!(status, StatusCode::OK, "{method} {path}: {value}");
+        if accept.starts_with("application/vnd.atlas.") {
+            let ct = headers.get("content-type").unwrap().to_str().unwrap();
+            assert!(
+                ct.starts_with(accept.trim_end_matches("+json"))
+                    && ct.ends_with("+json;charset=utf-8"),
+                "{ct}"
+            );
+        }
+        value
+    }
+
+    async fn register_cluster(&self, name: &str, rs: &[&str]) -> Value {
+        let kind = if rs.len() > 1 {
+            "SHARDED"
+        } else {
+            "REPLICASET"
+        };
+        self.ok(
+            "POST",
+            &format!("/api/snapex/v1/groups/{}/clusters", self.group_id),
+            "application/json",
+            Some(json!({"name": name, "clusterType": kind, "replicaSets": rs, "labels": [{"key": "team", "value": "data"}]})),
+        )
+        .await
+    }
+
+    async fn import_snapshot(&self, cluster: &str, rs: &[&str]) -> Value {
+        let parts: Vec<Value> = rs
+            .iter()
+            .map(|r| json!({"replicaSetName": r, "url": fixture_dump()}))
+            .collect();
+        self.ok(
+            "POST",
+            &format!(
+                "/api/snapex/v1/groups/{}/clusters/{cluster}/snapshots",
+                self.group_id
+            ),
+            "application/json",
+            Some(json!({"parts": parts, "description": "nightly"})),
+        )
+        .await
+    }
+
+    async fn filesystem_bucket(&self, name: &str) -> Value {
+        self.ok(
+            "POST",
+            &format!(
+                "/api/atlas/v2/groups/{}/backup/exportBuckets",
+                self.group_id
+            ),
+            V2024_05,
+            Some(json!({"cloudProvider": "FILESYSTEM", "bucketName": name})),
+        )
+        .await
+    }
+}
+
+fn accept_to_content_type(accept: &str) -> &str {
+    accept
+}
+
+fn error_of(
+    status: StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &Value,
+    code: &str,
+    want: StatusCode,
+) {
+    assert_eq!(status, want, "{body}");
+    assert_eq!(body["errorCode"], code, "{body}");
+    assert_eq!(body["error"], want.as_u16(), "{body}");
+    assert_eq!(headers.get("x-error-code").unwrap().to_str().unwrap(), code);
+    assert_eq!(
+        headers.get("content-type").unwrap().to_str().unwrap(),
+        "application/json"
+    );
+    validate(body, "ApiError", "error");
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_flow_exports_a_snapshot_to_a_filesystem_bucket() {
+    let app = TestApp::start().await;
+    let g = app.group_id.clone();
+    let cluster = app.register_cluster("cluster-1", &["rs0"]).await;
+    assert_eq!(cluster["stateName"], "IDLE");
+
+    let c = app
+        .ok(
+            "GET",
+            &format!("/api/atlas/v2/groups/{g}/clusters/cluster-1"),
+            V2023,
+            None,
+        )
+        .await;
+    assert_eq!(c["stateName"], "IDLE");
+    let group = app
+        .ok("GET", &format!("/api/atlas/v2/groups/{g}"), V2023, None)
+        .await;
+    assert_eq!(group["name"], "Data Platform");
+    let by_name = app
+        .ok(
+            "GET",
+            "/api/atlas/v2/groups/byName/Data%20Platform",
+            V2023,
+            None,
+        )
+        .await;
+    assert_eq!(by_name["id"], g.as_str());
+
+    let snap = app.import_snapshot("cluster-1", &["rs0"]).await;
+    validate(&snap, "DiskBackupReplicaSet", "import");
+    assert_eq!(snap["status"], "completed");
+    assert!(snap["storageSizeBytes"].as_u64().unwrap() > 0, "{snap}");
+    let snap_id = snap["id"].as_str().unwrap().to_string();
+
+    let list = app
+        .ok(
+            "GET",
+            &format!("/api/atlas/v2/groups/{g}/clusters/cluster-1/backup/snapshots"),
+            V2023,
+            None,
+        )
+        .await;
+    validate(&list, "PaginatedCloudBackupReplicaSetView", "snapshots");
+    assert_eq!(list["totalCount"], 1);
+    let one = app
+        .ok(
+            "GET",
+            &format!("/api/atlas/v2/groups/{g}/clusters/cluster-1/backup/snapshots/{snap_id}"),
+            V2023,
+            None,
+        )
+        .await;
+    validate(&one, "DiskBackupReplicaSet", "snapshot");
+    let legacy = app
+        .ok(
+            "GET",
+            &format!("/api/atlas/v1.0/groups/{g}/clusters/cluster-1/snapshots/{snap_id}"),
+            "application/json",
+            None,
+        )
+        .await;
+    assert_eq!(legacy["complete"], true);
+    assert_eq!(legacy["parts"][0]["replicaSetName"], "rs0");
+
+    let bucket = app.filesystem_bucket("exports").await;
+    validate(&bucket, "DiskBackupSnapshotExportBucketResponse", "bucket");
+    assert!(
+        app.bucket_root
+            .join("exports/exported_snapshots/.permissioncheck")
+            .is_file()
+    );
+    let bucket_id = bucket["_id"].as_str().unwrap().to_string();
+    let buckets = app
+        .ok(
+            "GET",
+            &format!("/api/atlas/v2/groups/{g}/backup/exportBuckets"),
+            V2024_05,
+            None,
+        )
+        .await;
+    validate(
+        &buckets,
+        "PaginatedBackupSnapshotExportBucketsView",
+        "buckets",
+    );
+
+    let job = app
+        .ok(
+            "POST",
+            &format!("/api/atlas/v2/groups/{g}/clusters/cluster-1/backup/exports"),
+            V2023,
+            Some(json!({"snapshotId": snap_id, "exportBucketId": bucket_id, "customData": [{"key": "exported by", "value": "tests"}]})),
+        )
+        .await;
+    validate(&job, "DiskBackupExportJob", "job");
+    assert_eq!(job["state"], "Queued");
+    let prefix = job["prefix"].as_str().unwrap().to_string();
+    assert!(
+        prefix.starts_with(&format!("exported_snapshots/{}/{g}/cluster-1/", app.org_id)),
+        "{prefix}"
+    );
+    let job_id = job["id"].as_str().unwrap().to_string();
+
+    let mut last = Value::Null;
+    for _ in 0..600 {
+        last = app
+            .ok(
+                "GET",
+                &format!("/api/atlas/v2/groups/{g}/clusters/cluster-1/backup/exports/{job_id}"),
+                V2023,
+                None,
+            )
+            .await;
+        validate(&last, "DiskBackupExportJob", "job");
+        if ["Successful", "Failed", "Cancelled"].contains(&last["state"].as_str().unwrap()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(last["state"], "Successful", "{last}");
+    assert!(last["finishedAt"].is_string());
+    assert!(
+        app.bucket_root
+            .join("exports")
+            .join(&prefix)
+            .join(".complete")
+            .is_file()
+    );
+    let jobs = app
+        .ok(
+            "GET",
+            &format!("/api/atlas/v2/groups/{g}/clusters/cluster-1/backup/exports"),
+            V2023,
+            None,
+        )
+        .await;
+    validate(&jobs, "PaginatedApiAtlasDiskBackupExportJobView", "jobs");
+    let v1 = app
+        .ok(
+            "GET",
+            &format!("/api/atlas/v1.0/groups/{g}/clusters/cluster-1/backup/exports/{job_id}"),
+            "application/json",
+            None,
+        )
+        .await;
+    assert_eq!(v1["state"], "Successful");
+
+    // the bucket can go once no job uses it; 204 still names the served version
+    let (status, headers, _) = app
+        .call(
+            "DELETE",
+            &format!("/api/atlas/v2/groups/{g}/backup/exportBuckets/{bucket_id}"),
+            V2023,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        headers.get("content-type").unwrap(),
+        "application/vnd.atlas.2023-01-01+json;charset=utf-8"
+    );
+    app.server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_are_negotiated_and_deprecated_ones_say_so() {
+    let app = TestApp::start().await;
+    let g = app.group_id.clone();
+    let path = format!("/api/atlas/v2/groups/{g}/backup/exportBuckets");
+    // newest version on or before the requested date
+    let (status, headers, _) = app
+        .call("GET", &path, "application/vnd.atlas.2025-03-01+json", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers.get("content-type").unwrap(),
+        "application/vnd.atlas.2024-05-30+json;charset=utf-8"
+    );
+    assert!(headers.get("deprecation").is_none());
+    let (status, headers, _) = app
+        .call("GET", &path, "application/vnd.atlas.2024-01-01+json", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers.get("content-type").unwrap(),
+        "application/vnd.atlas.2023-01-01+json;charset=utf-8"
+    );
+    assert_eq!(
+        headers.get("deprecation").unwrap(),
+        "Thu, 30 May 2024 00:00:00 GMT"
+    );
+    assert_eq!(
+        headers.get("sunset").unwrap(),
+        "Thu, 1 Jul 2027 00:00:00 GMT"
+    );
+    for accept in [
+        "application/json",
+        "application/vnd.atlas.2022-01-01+json",
+        "application/vnd.atlas.nonsense+json",
+    ] {
+        let (status, headers, body) = app.call("GET", &path, accept, None).await;
+        error_of(
+            status,
+            &headers,
+            &body,
+            "INVALID_VERSION_DATE",
+            StatusCode::NOT_ACCEPTABLE,
+        );
+    }
+    app.server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_resources_are_404_with_their_codes() {
+    let app = TestApp::start().await;
+    let g = app.group_id.clone();
+    app.register_cluster("c1", &["rs0"]).await;
+    let other = snapex::store::new_id();
+    let cases = [
+        (format!("/api/atlas/v2/groups/{other}"), "GROUP_NOT_FOUND"),
+        (
+            format!("/api/atlas/v2/groups/{g}/clusters/nope"),
+            "CLUSTER_NOT_FOUND",
+        ),
+        (
+            format!("/api/atlas/v2/groups/{g}/clusters/c1/backup/snapshots/{other}"),
+            "SNAPSHOT_NOT_FOUND",
+        ),
+        (
+            format!("/api/atlas/v2/groups/{g}/clusters/c1/backup/exports/{other}"),
+            "EXPORT_JOB_NOT_FOUND",
+        ),
+        (
+            format!("/api/atlas/v2/groups/{g}/backup/exportBuckets/{other}"),
+            "EXPORT_BUCKET_NOT_FOUND",
+        ),
+        (
+            "/api/atlas/v2/groups/byName/nobody".to_string(),
+            "GROUP_NAME_NOT_FOUND",
+        ),
+    ];
+    for (path, code) in cases {
+        let (status, headers, body) = app.call("GET", &path, V2023, None).await;
+        error_of(status, &headers, &body, code, StatusCode::NOT_FOUND);
+    }
+    app.server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_bodies_name_the_offending_field() {
+    let app = TestApp::start().await;
+    let g = app.group_id.clone();
+    app.register_cluster("c1", &["rs0"]).await;
+    let cases = [
+        (
+            format!("/api/atlas/v2/groups/{g}/backup/exportBuckets"),
+            V2024_05,
+            json!({"cloudProvider": "FILESYSTEM", "bucketName": "b", "color": "red"}),
+            "color",
+        ),
+        (
+            format!("/api/atlas/v2/groups/{g}/clusters/c1/backup/exports"),
+            V2023,
+            json!({"snapshotId": snapex::store::new_id(), "exportBucketId": snapex::store::new_id(), "customData": [{"key": "k", "value": "v", "extra": 1}]}),
+            "customData[0].extra",
+        ),
+        (
+            format!("/api/atlas/v2/groups/{g}/clusters/c1/backup/exports"),
+            V2023,
+            json!({"exportBucketId": snapex::store::new_id()}),
+            "snapshotId",
+        ),
+        (
+            format!("/api/atlas/v2/groups/{g}/backup/exportBuckets"),
+            V2024_05,
+            json!({"cloudProvider": "FILESYSTEM", "bucketName": "../escape"}),
+            "bucketName",
+        ),
+        (
+            format!("/api/snapex/v1/groups/{g}/clusters"),
+            "application/json",
+            json!({"name": "-bad", "clusterType": "REPLICASET", "replicaSets": ["rs0"]}),
+            "name",
+        ),
+    ];
+    for (path, accept, body, field) in cases {
+        let (status, headers, value) = app.call("POST", &path, accept, Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {value}");
+        assert_eq!(
+            headers.get("x-error-code").unwrap().to_str().unwrap(),
+            value["errorCode"].as_str().unwrap()
+        );
+        let fields: Vec<&str> = value["badRequestDetail"]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["field"].as_str().unwrap())
+            .collect();
+        assert!(
+            fields.contains(&field),
+            "{path}: expected {field} in {value}"
+        );
+    }
+    // nothing escaped the bucket root
+    assert!(!app.bucket_root.parent().unwrap().join("escape").exists());
+    app.server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_paginate_with_links_counts_envelope_and_pretty() {
+    let app = TestApp::start().await;
+    let g = app.group_id.clone();
+    for i in 0..3 {
+        app.filesystem_bucket(&format!("b{i}")).await;
+    }
+    let path = format!("/api/atlas/v2/groups/{g}/backup/exportBuckets");
+    let page = app
+        .ok(
+            "GET",
+            &format!("{path}?itemsPerPage=2&pageNum=1"),
+            V2024_05,
+            None,
+        )
+        .await;
+    assert_eq!(page["results"].as_array().unwrap().len(), 2);
+    assert_eq!(page["totalCount"], 3);
+    let rels: Vec<&str> = page["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["rel"].as_str().unwrap())
+        .collect();
+    assert_eq!(rels, ["self", "next"]);
+    let page2 = app
+        .ok(
+            "GET",
+            &format!("{path}?itemsPerPage=2&pageNum=2&includeCount=false"),
+            V2024_05,
+            None,
+        )
+        .await;
+    assert_eq!(page2["results"].as_array().unwrap().len(), 1);
+    assert!(page2.get("totalCount").is_none());
+    let rels: Vec<&str> = page2["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["rel"].as_str().unwrap())
+        .collect();
+    assert_eq!(rels, ["self", "previous"]);
+    let env = app
+        .ok("GET", &format!("{path}?envelope=true"), V2024_05, None)
+        .await;
+    assert_eq!(env["status"], 200);
+    let resp = app
+        .client
+        .get(app.url(&format!("{path}?pretty=true")))
+        .bearer_auth(&app.token)
+        .header("accept", V2024_05)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.text().await.unwrap().contains("\n  "));
+    for bad in [
+        "itemsPerPage=0",
+        "itemsPerPage=501",
+        "pageNum=0",
+        "includeCount=maybe",
+    ] {
+        let (status, headers, body) = app
+            .call("GET", &format!("{path}?{bad}"), V2024_05, None)
+            .await;
+        error_of(
+            status,
+            &headers,
+            &body,
+            "INVALID_QUERY_PARAMETER",
+            StatusCode::BAD_REQUEST,
+        );
+    }
+    app.server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_refusals_follow_the_product_codes() {
+    let app = TestApp::start().await;
+    let g = app.group_id.clone();
+    app.register_cluster("c1", &["rs0"]).await;
+    let bucket = app.filesystem_bucket("b").await;
+    let bucket_id = bucket["_id"].as_str().unwrap();
+    let fallback = app
+        .ok(
+            "POST",
+            &format!("/api/snapex/v1/groups/{g}/clusters/c1/snapshots"),
+            "application/json",
+            Some(json!({"parts": [{"replicaSetName": "rs0", "url": fixture_dump()}], "snapshotType": "fallback"})),
+        )
+        .await;
+    let (status, headers, body) = app
+        .call(
+            "POST",
+            &format!("/api/atlas/v2/groups/{g}/clusters/c1/backup/exports"),
+            V2023,
+            Some(json!({"snapshotId": fallback["id"], "exportBucketId": bucket_id})),
+        )
+        .await;
+    error_of(
+        status,
+        &headers,
+        &body,
+        "CANNOT_EXPORT_FALLBACK_SNAPSHOT",
+        StatusCode::BAD_REQUEST,
+    );
+    // an unreadable part is refused at import, naming the part
+    let (status, _, body) = app
+        .call(
+            "POST",
+            &format!("/api/snapex/v1/groups/{g}/clusters/c1/snapshots"),
+            "application/json",
+            Some(json!({"parts": [{"replicaSetName": "rs0", "url": "/nonexistent/dump"}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        body["badRequestDetail"]["fields"][0]["field"],
+        "parts[0].url"
+    );
+    app.server.shutdown().await.unwrap();
+}
+
+/// The router called directly (no socket), with the clock moved past the 2023-01-01 sunset.
+#[tokio::test]
+async fn a_version_past_its_sunset_is_gone() {
+    use tower::ServiceExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = snapex::store::Store::open_in_data_dir(dir.path())
+        .await
+        .unwrap();
+    let secrets = snapex::auth::SecretBox::from_key([7; 32]);
+    let auth = snapex::auth::AuthService::new(store.clone(), secrets);
+    let org = store.create_org("o").await.unwrap();
+    let p = store.create_project(&org.id, "p").await.unwrap();
+    let sa = auth
+        .create_service_account(&org.id, Some(&p.id), &[Role::GroupReadOnly], "t")
+        .await
+        .unwrap();
+    let token = auth
+        .issue_token(&sa.client_id, &sa.client_secret)
+        .await
+        .unwrap();
+    let mut config = snapex::api::ApiConfig::new(dir.path().join("buckets"));
+    config.today_override = chrono::NaiveDate::from_ymd_opt(2027, 7, 1);
+    let app = snapex::api::app(snapex::api::AppState::new(store, auth, config));
+    let req = |accept: &str| {
+        axum::http::Request::get(format!(
+            "/api/atlas/v2/groups/{}/backup/exportBuckets",
+            p.id
+        ))
+        .header("authorization", format!("Bearer {}", token.access_token))
+        .header("accept", accept)
+        .body(axum::body::Body::empty())
+        .unwrap()
+    };
+    let resp = app.clone().oneshot(req(V2023)).await.unwrap();
+    assert_eq!(resp.status(), axum::http::StatusCode::GONE);
+    assert_eq!(resp.headers().get("x-error-code").unwrap(), "VERSION_GONE");
+    let resp = app.oneshot(req(V2024_05)).await.unwrap();
+    assert_eq!(resp.status(), axum::http::StatusCode::OK);
+}
+
+/// The schema checks above must be able to fail: an invented field, a missing required field
+/// and a wrong type are all caught.
+#[test]
+fn the_schema_reader_catches_invented_missing_and_mistyped_fields() {
+    let job = schema("DiskBackupExportJob");
+    assert!(job.props.contains_key("exportStatus") && job.props.contains_key("stateReason"));
+    assert_eq!(job.required, ["exportBucketId"]);
+    let good = json!({"exportBucketId": "a", "state": "Queued", "exportStatus": {"exportedCollections": 1, "totalCollections": 2}});
+    validate(&good, "DiskBackupExportJob", "ok");
+    for bad in [
+        json!({"exportBucketId": "a", "invented": 1}),
+        json!({"state": "Queued"}),
+        json!({"exportBucketId": 5}),
+        json!({"exportBucketId": "a", "exportStatus": {"exportedCollections": "x"}}),
+    ] {
+        let r = std::panic::catch_unwind(|| validate(&bad, "DiskBackupExportJob", "bad"));
+        assert!(r.is_err(), "accepted {bad}");
+    }
+}

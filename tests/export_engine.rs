@@ -484,8 +484,16 @@ async fn cancelling_stops_the_export_without_complete() {
 
 #[tokio::test]
 async fn verify_catches_a_changed_a_truncated_and_a_missing_object() {
-    let dump = fixtures().join("mongorestore/testdata/testdirs");
-    let source = open_source(&dump).await;
+    let dump = tempfile::tempdir().unwrap();
+    snapex::snapshot::generate::write_sample_dump(
+        dump.path(),
+        &snapex::snapshot::generate::SampleSpec {
+            target_bytes: 300_000,
+            seed: 11,
+        },
+    )
+    .unwrap();
+    let source = open_source(dump.path()).await;
     let bucket = support::location("local").unwrap();
     let summary = export_to(
         &bucket,

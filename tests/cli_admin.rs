@@ -369,3 +369,154 @@ fn bad_roles_and_levels_are_refused_with_a_message() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("secret key"));
     });
 }
+
+/// Kills the server it holds when dropped, whatever the test's outcome.
+struct ServeProcess(std::process::Child);
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The real `snapex serve` on the data directory, while the CLI writes to the same SQLite
+/// file; keys the CLI creates are accepted by the server at once.
+#[tokio::test]
+async fn admin_commands_work_while_snapex_serve_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_snapex"))
+        .args(["serve", "--listen", &listen, "--data-dir"])
+        .arg(&d)
+        .env_remove("SNAPEX_SECRET_KEY")
+        .env_remove("SNAPEX_DATABASE")
+        .env_remove("SNAPEX_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("snapex serve starts");
+    let _server = ServeProcess(child);
+    let base = format!("http://{listen}");
+    let client = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..300 {
+        if let Ok(r) = client.get(format!("{base}/healthz")).send().await
+            && r.status().is_success()
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ready, "snapex serve did not become healthy");
+
+    let d2 = d.clone();
+    let (key, p1, p2) = tokio::task::spawn_blocking(move || {
+        let org = json_ok(&d2, &["orgs", "create", "acme", "--json"]);
+        let org = org["id"].as_str().unwrap().to_string();
+        let p1 = json_ok(&d2, &["projects", "create", "--org", &org, "one", "--json"]);
+        let p2 = json_ok(&d2, &["projects", "create", "--org", &org, "two", "--json"]);
+        let p1 = p1["id"].as_str().unwrap().to_string();
+        let key = json_ok(
+            &d2,
+            &[
+                "keys",
+                "create",
+                "--org",
+                &org,
+                "--project",
+                &p1,
+                "--role",
+                "GROUP_READ_ONLY",
+                "--json",
+            ],
+        );
+        (key, p1, p2["id"].as_str().unwrap().to_string())
+    })
+    .await
+    .unwrap();
+    let user = format!(
+        "{}:{}",
+        key["publicKey"].as_str().unwrap(),
+        key["privateKey"].as_str().unwrap()
+    );
+    let get = |group: &str| {
+        let user = user.clone();
+        let url = format!("{base}/api/atlas/v2/groups/{group}");
+        async move {
+            let out = tokio::process::Command::new("curl")
+                .args(["--silent", "--user", &user, "--digest"])
+                .args(["--header", "Accept: application/vnd.atlas.2023-01-01+json"])
+                .args(["--write-out", "\n%{http_code}", &url])
+                .output()
+                .await
+                .unwrap();
+            let text = String::from_utf8(out.stdout).unwrap();
+            let (body, code) = text.rsplit_once('\n').unwrap();
+            (code.parse::<u16>().unwrap(), body.to_string())
+        }
+    };
+    let (code, body) = get(&p1).await;
+    assert_eq!(code, 200, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["name"], "one");
+    let (code, _) = get(&p2).await;
+    assert_eq!(code, 404, "a key of one project sees nothing of another");
+}
+
+/// The same commands on PostgreSQL (`--database`), the multi-node setup.
+#[test]
+fn admin_commands_on_postgres() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let Some(url) = rt.block_on(support::postgres_database()) else {
+        return;
+    };
+    run(|d| {
+        let with_db = |args: &[&str]| {
+            let mut v: Vec<&str> = args.to_vec();
+            v.extend(["--database", &url]);
+            json_ok(d, &v)
+        };
+        let org = with_db(&["orgs", "create", "acme", "--json"]);
+        let org_id = org["id"].as_str().unwrap();
+        let p = with_db(&["projects", "create", "--org", org_id, "p", "--json"]);
+        assert_eq!(p["orgId"], org_id);
+        let key = with_db(&[
+            "keys",
+            "create",
+            "--org",
+            org_id,
+            "--role",
+            "ORG_OWNER",
+            "--json",
+        ]);
+        assert_eq!(keys_of(&key), ["id", "publicKey", "privateKey"]);
+        let sa = with_db(&[
+            "service-accounts",
+            "create",
+            "--org",
+            org_id,
+            "--project",
+            p["id"].as_str().unwrap(),
+            "--role",
+            "GROUP_BACKUP_MANAGER",
+            "--json",
+        ]);
+        assert_eq!(keys_of(&sa), ["id", "clientId", "clientSecret"]);
+        let listed = with_db(&["service-accounts", "list", "--org", org_id, "--json"]);
+        assert_eq!(listed[0]["clientId"], sa["clientId"]);
+        assert_eq!(listed[0]["grants"][0]["role"], "GROUP_BACKUP_MANAGER");
+        assert!(
+            !listed
+                .to_string()
+                .contains(sa["clientSecret"].as_str().unwrap())
+        );
+    });
+}

@@ -681,3 +681,36 @@ async fn two_nodes_share_nonces_and_replay_protection_on_postgres() {
     let auth_c = AuthService::new(store_c, SecretBox::from_key([42u8; 32]));
     assert!(auth_c.verify_deployment_key().await.is_err());
 }
+
+/// The same captured request sent many times at once is accepted exactly once.
+#[tokio::test]
+async fn concurrent_replays_of_one_request_succeed_exactly_once() {
+    let w = world().await;
+    let uri = format!("/api/atlas/v2/groups/{}/probe", w.p1);
+    let challenge = reqwest::get(format!("{}{uri}", w.base)).await.unwrap();
+    let challenge = challenge.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let header = digest_header(
+        &w.owner1,
+        "GET",
+        &uri,
+        param(&challenge, "nonce"),
+        param(&challenge, "opaque"),
+        1,
+    );
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (base, uri, header) = (w.base.clone(), uri.clone(), header.clone());
+        tasks.push(tokio::spawn(async move {
+            send(&base, &uri, &header).await.status().as_u16()
+        }));
+    }
+    let mut codes = Vec::new();
+    for t in tasks {
+        codes.push(t.await.unwrap());
+    }
+    codes.sort();
+    assert_eq!(codes, [200, 401, 401, 401, 401, 401, 401, 401]);
+}

@@ -610,8 +610,7 @@ fn encode<const CANONICAL: bool>(doc: &[u8], out: &mut Vec<u8>) -> Result<(), En
                     return Err(truncated(pos, "decimal128"));
                 };
                 out.extend_from_slice(br#"{"$numberDecimal":""#);
-                write_display(&bson::Decimal128::from_bytes(*bytes), out)
-                    .map_err(|_| invalid(pos, "decimal128 could not be formatted"))?;
+                number::write_decimal128(bytes, out);
                 out.extend_from_slice(br#""}"#);
                 pos += 16;
             }
@@ -626,18 +625,6 @@ fn encode<const CANONICAL: bool>(doc: &[u8], out: &mut Vec<u8>) -> Result<(), En
         }
     }
     Ok(())
-}
-
-/// Writes a value's `Display` text into `out` without an intermediate `String`.
-fn write_display(value: &impl fmt::Display, out: &mut Vec<u8>) -> fmt::Result {
-    struct Adapter<'a>(&'a mut Vec<u8>);
-    impl fmt::Write for Adapter<'_> {
-        fn write_str(&mut self, s: &str) -> fmt::Result {
-            self.0.extend_from_slice(s.as_bytes());
-            Ok(())
-        }
-    }
-    fmt::write(&mut Adapter(out), format_args!("{value}"))
 }
 
 #[cfg(test)]

@@ -50,13 +50,29 @@ pub(super) fn write_double(v: f64, canonical: bool, out: &mut Vec<u8>) {
 
 /// Writes a finite double in Go's `'G'` shortest layout (see the module docs).
 pub(super) fn write_finite_double(v: f64, out: &mut Vec<u8>) {
-    let mut ryu_buf = ryu::Buffer::new();
-    let text = ryu_buf.format_finite(v).as_bytes();
-    let (negative, text) = match text.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, text),
-    };
+    if v.is_sign_negative() {
+        out.push(b'-');
+    }
+    let magnitude = v.abs();
+    // Fast path for integral values (common: JavaScript applications store every number as a
+    // double): their shortest digits are the integer's digits, no float formatting needed.
+    if magnitude < 9_007_199_254_740_992.0 && magnitude.fract() == 0.0 {
+        let mut buf = itoa::Buffer::new();
+        let text = buf.format(magnitude as u64).as_bytes();
+        let mut significant = text.len();
+        while significant > 1 && text[significant - 1] == b'0' {
+            significant -= 1;
+        }
+        if magnitude == 0.0 {
+            out.extend_from_slice(b"0.0");
+        } else {
+            write_go_layout(&text[..significant], text.len() as i32, out);
+        }
+        return;
+    }
 
+    let mut ryu_buf = ryu::Buffer::new();
+    let text = ryu_buf.format_finite(magnitude).as_bytes();
     // Decompose ryu's text ("1234.5", "0.0001", "1.5e-7", "1e21") into significant digits and
     // the position of the decimal point relative to them (value = 0.DIGITS × 10^point).
     let mut digits = [0u8; 40];
@@ -93,15 +109,17 @@ pub(super) fn write_finite_double(v: f64, out: &mut Vec<u8>) {
     while last > first && digits[last - 1] == b'0' {
         last -= 1;
     }
-    let d = &digits[first..last];
-
-    if negative {
-        out.push(b'-');
-    }
-    if d.is_empty() {
+    if first == last {
         out.extend_from_slice(b"0.0");
-        return;
+    } else {
+        write_go_layout(&digits[first..last], point, out);
     }
+}
+
+/// Lays out significant digits `d` (no leading or trailing zeros, not empty) with the decimal
+/// point `point` digits from their start, as Go's `'G'` format does, plus `.0` when neither `.`
+/// nor `E` appears.
+fn write_go_layout(d: &[u8], point: i32, out: &mut Vec<u8>) {
     let n = d.len() as i32;
     let exp10 = point - 1;
     if !(-4..6).contains(&exp10) {
@@ -141,6 +159,73 @@ pub(super) fn write_finite_double(v: f64, out: &mut Vec<u8>) {
         } else {
             out.extend_from_slice(b".0");
         }
+    }
+}
+
+/// Writes the string form of a Decimal128 (BSON byte order), per the Decimal128 spec's
+/// to-string algorithm: plain notation when the exponent is at most 0 and the adjusted exponent at
+/// least -6, scientific otherwise; non-canonical coefficients (above 10^34 - 1) read as zero; NaN
+/// has no sign. Same text as `bson::Decimal128`'s `Display`, without its allocations.
+pub(super) fn write_decimal128(bytes: &[u8; 16], out: &mut Vec<u8>) {
+    let v = u128::from_le_bytes(*bytes);
+    let negative = v >> 127 == 1;
+    // Combination field: the 5 bits after the sign.
+    if (v >> 123) & 0xF == 0xF {
+        if (v >> 122) & 1 == 1 {
+            out.extend_from_slice(b"NaN");
+        } else {
+            out.extend_from_slice(if negative { b"-Infinity" } else { b"Infinity" });
+        }
+        return;
+    }
+    const MAX_COEFFICIENT: u128 = 10u128.pow(34) - 1;
+    let (biased_exponent, coefficient) = if (v >> 125) & 0b11 == 0b11 {
+        // The implied leading bits are 100: at least 2^113, always above 10^34 - 1.
+        (((v >> 111) & 0x3FFF) as i32, 0)
+    } else {
+        let c = v & ((1u128 << 113) - 1);
+        (
+            ((v >> 113) & 0x3FFF) as i32,
+            if c > MAX_COEFFICIENT { 0 } else { c },
+        )
+    };
+    let exponent = biased_exponent - 6176;
+    let mut buf = itoa::Buffer::new();
+    let digits = buf.format(coefficient).as_bytes();
+    let n = digits.len() as i32;
+    let adjusted = exponent + n - 1;
+    if negative {
+        out.push(b'-');
+    }
+    if exponent <= 0 && adjusted >= -6 {
+        if exponent == 0 {
+            out.extend_from_slice(digits);
+        } else {
+            let point = n + exponent;
+            if point <= 0 {
+                out.extend_from_slice(b"0.");
+                for _ in point..0 {
+                    out.push(b'0');
+                }
+                out.extend_from_slice(digits);
+            } else {
+                let (int_part, frac_part) = digits.split_at(point as usize);
+                out.extend_from_slice(int_part);
+                out.push(b'.');
+                out.extend_from_slice(frac_part);
+            }
+        }
+    } else {
+        out.push(digits[0]);
+        if digits.len() > 1 {
+            out.push(b'.');
+            out.extend_from_slice(&digits[1..]);
+        }
+        out.push(b'E');
+        if adjusted >= 0 {
+            out.push(b'+');
+        }
+        write_i64(i64::from(adjusted), out);
     }
 }
 
@@ -289,6 +374,81 @@ mod tests {
             // The text must read back as the same double.
             assert_eq!(double(v).parse::<f64>().unwrap().to_bits(), v.to_bits());
         }
+    }
+
+    #[test]
+    fn doubles_round_trip_and_use_exponents_only_outside_go_range() {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        for i in 0..200_000u32 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let v = match i % 3 {
+                0 => f64::from_bits(state),
+                // Integral values, which take the fast path.
+                1 => (state >> (state % 64)) as f64 * if state & 1 == 0 { 1.0 } else { -1.0 },
+                _ => (state % 100_000_000) as f64 / 100.0,
+            };
+            if !v.is_finite() {
+                continue;
+            }
+            let text = double(v);
+            assert_eq!(
+                text.parse::<f64>().unwrap().to_bits(),
+                v.to_bits(),
+                "{text}"
+            );
+            let exp10 = if v == 0.0 {
+                0
+            } else {
+                v.abs().log10().floor() as i32
+            };
+            // Allow for log10 rounding right at powers of ten.
+            if (-3..5).contains(&exp10) {
+                assert!(!text.contains('E'), "{text} should be fixed notation");
+            } else if !(-5..=6).contains(&exp10) {
+                assert!(text.contains('E'), "{text} should be scientific notation");
+            }
+        }
+    }
+
+    #[test]
+    fn decimal128_text_matches_the_bson_crate() {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut checked = 0;
+        for i in 0..200_000u32 {
+            let mut bytes = [0u8; 16];
+            bytes[..8].copy_from_slice(&next().to_le_bytes());
+            bytes[8..].copy_from_slice(&next().to_le_bytes());
+            match i % 4 {
+                // Small coefficients with exponents around the plain/scientific boundary.
+                0 => {
+                    let coefficient = u128::from(next() % 10_000_000);
+                    let exponent = (next() % 60) as u128 + 6176 - 40;
+                    let sign = u128::from(next() & 1) << 127;
+                    bytes = (sign | exponent << 113 | coefficient).to_le_bytes();
+                }
+                // Full-width coefficients, some non-canonical.
+                1 => bytes[15] &= 0x9F,
+                _ => {}
+            }
+            let mut ours = Vec::new();
+            write_decimal128(&bytes, &mut ours);
+            let expected = bson::Decimal128::from_bytes(bytes).to_string();
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                expected,
+                "bytes {bytes:02x?}"
+            );
+            checked += 1;
+        }
+        assert_eq!(checked, 200_000);
     }
 
     #[test]

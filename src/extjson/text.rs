@@ -34,18 +34,39 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 const LO: u64 = 0x0101_0101_0101_0101;
 const HI: u64 = 0x8080_8080_8080_8080;
 
-/// True when any of the 8 bytes of `w` is not `PLAIN` (may not say which).
+/// Marks (high bit set) the bytes of `w` that are not `PLAIN`. Bytes above the first marked one
+/// may be marked falsely (borrows propagate upwards), so only the lowest mark is reliable.
 #[inline(always)]
-fn word_needs_attention(w: u64) -> bool {
-    // A byte is special when its high bit is set, it is below 0x20, or it equals '"' or '\\'.
-    // The below-0x20 test is exact here because words with a high bit set are already flagged.
+fn special_mask(w: u64) -> u64 {
+    // Special: high bit set, below 0x20, '"' or '\\'. The below-0x20 test never marks a byte
+    // with its high bit set (`!w` clears it), and those are marked by `w & HI` anyway.
     let high = w & HI;
     let control = w.wrapping_sub(0x20 * LO) & !w & HI;
     let q = w ^ (b'"' as u64 * LO);
     let quote = q.wrapping_sub(LO) & !q & HI;
     let b = w ^ (b'\\' as u64 * LO);
     let backslash = b.wrapping_sub(LO) & !b & HI;
-    (high | control | quote | backslash) != 0
+    high | control | quote | backslash
+}
+
+/// Offset of the first non-`PLAIN` byte of `s` at or after `i`, or `s.len()`.
+#[inline(always)]
+fn skip_plain(s: &[u8], mut i: usize) -> usize {
+    // Eight bytes at a time while possible: most text is plain ASCII.
+    while let Some(chunk) = s.get(i..).and_then(|rest| rest.first_chunk::<8>()) {
+        let mask = special_mask(u64::from_le_bytes(*chunk));
+        if mask != 0 {
+            return i + (mask.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&b) = s.get(i) {
+        if CLASS[b as usize] != PLAIN {
+            break;
+        }
+        i += 1;
+    }
+    i
 }
 
 /// Error from [`write_escaped`]: the bytes are not valid UTF-8 from this offset on.
@@ -69,15 +90,7 @@ pub(super) fn write_escaped(s: &[u8], out: &mut Vec<u8>) -> Result<(), InvalidUt
     let mut i = 0;
     let mut validated = false;
     while i < s.len() {
-        // Skip plain ASCII eight bytes at a time: most strings are mostly plain.
-        while let Some(chunk) = s.get(i..i + 8) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            if word_needs_attention(u64::from_le_bytes(word)) {
-                break;
-            }
-            i += 8;
-        }
+        i = skip_plain(s, i);
         let Some(&b) = s.get(i) else { break };
         match CLASS[b as usize] {
             PLAIN => i += 1,
@@ -99,14 +112,12 @@ pub(super) fn write_escaped(s: &[u8], out: &mut Vec<u8>) -> Result<(), InvalidUt
                     validated = true;
                 }
                 // U+2028 is E2 80 A8, U+2029 is E2 80 A9.
-                if b == 0xE2 && s.get(i + 1) == Some(&0x80) {
-                    if let Some(&last @ (0xA8 | 0xA9)) = s.get(i + 2) {
-                        out.extend_from_slice(&s[start..i]);
-                        out.extend_from_slice(if last == 0xA8 { b"\\u2028" } else { b"\\u2029" });
-                        i += 3;
-                        start = i;
-                        continue;
-                    }
+                if let (0xE2, Some(&[0x80, last @ (0xA8 | 0xA9)])) = (b, s.get(i + 1..i + 3)) {
+                    out.extend_from_slice(&s[start..i]);
+                    out.extend_from_slice(if last == 0xA8 { b"\\u2028" } else { b"\\u2029" });
+                    i += 3;
+                    start = i;
+                    continue;
                 }
                 i += 1;
             }
@@ -153,14 +164,9 @@ pub(super) struct CString<'a> {
 /// Finds the cstring starting at `data[0]`; `None` when no NUL is found in `data`.
 #[inline]
 pub(super) fn scan_cstring(data: &[u8]) -> Option<CString<'_>> {
-    // Keys are short and usually plain ASCII: one pass finds the NUL and classifies them.
-    let mut i = 0;
-    while let Some(&b) = data.get(i) {
-        if CLASS[b as usize] != PLAIN {
-            break;
-        }
-        i += 1;
-    }
+    // Keys are usually plain ASCII: one pass finds the NUL (a control byte, so not plain) and
+    // classifies the key.
+    let i = skip_plain(data, 0);
     match data.get(i) {
         Some(0) => Some(CString {
             bytes: &data[..i],

@@ -258,6 +258,42 @@ async fn keys_and_service_accounts_work_against_a_running_server_and_no_secret_i
     assert!(listed.contains(&public));
     assert!(!listed.contains(&private));
 
+    // Deleting the key and the service account takes effect at once on the running server.
+    let d2 = d.clone();
+    let (org2, public2, client2) = (org_id.clone(), public.clone(), client_id.clone());
+    tokio::task::spawn_blocking(move || {
+        let del = json_ok(&d2, &["keys", "delete", "--org", &org2, &public2, "--json"]);
+        assert_eq!(del["deleted"], true);
+        json_ok(
+            &d2,
+            &[
+                "service-accounts",
+                "delete",
+                "--org",
+                &org2,
+                &client2,
+                "--json",
+            ],
+        );
+        // Deleting again is an error.
+        assert!(
+            !snapex(&d2, &["keys", "delete", "--org", &org2, &public2])
+                .status
+                .success()
+        );
+    })
+    .await
+    .unwrap();
+    assert_eq!(curl_status(&user, &url(&p1)).await, 401);
+    let status = client
+        .get(url(&p1))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 401);
+
     // No secret in plain text in any file of the data directory (database, WAL, key file…):
     // not the private key, not its digest HA1 (which is password-equivalent for Digest), not
     // the client secret, not the bearer token.

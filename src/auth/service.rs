@@ -608,6 +608,64 @@ impl AuthService {
         Ok(out)
     }
 
+    /// Deletes an API key of `org_id`, named by id or public key; it stops working at once.
+    /// Returns whether a key was deleted.
+    pub async fn delete_api_key(&self, org_id: &str, key: &str) -> Result<bool, AuthError> {
+        let mut tx = self.inner.store.pool().begin().await?;
+        let row = sqlx::query(
+            "SELECT id FROM api_keys WHERE org_id = $1 AND (id = $2 OR public_key = $2)",
+        )
+        .bind(org_id)
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let id: String = row.try_get("id")?;
+        sqlx::query("DELETE FROM auth_grants WHERE principal_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM api_keys WHERE id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(key_id = %id, org_id, "api key deleted");
+        Ok(true)
+    }
+
+    /// Deletes a service account of `org_id` (by id or client id) and its tokens.
+    pub async fn delete_service_account(
+        &self,
+        org_id: &str,
+        account: &str,
+    ) -> Result<bool, AuthError> {
+        let mut tx = self.inner.store.pool().begin().await?;
+        let row = sqlx::query(
+            "SELECT id FROM service_accounts WHERE org_id = $1 AND (id = $2 OR client_id = $2)",
+        )
+        .bind(org_id)
+        .bind(account)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let id: String = row.try_get("id")?;
+        for sql in [
+            "DELETE FROM oauth_tokens WHERE service_account_id = $1",
+            "DELETE FROM auth_grants WHERE principal_id = $1",
+            "DELETE FROM service_accounts WHERE id = $1",
+        ] {
+            sqlx::query(sql).bind(&id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        tracing::info!(service_account_id = %id, org_id, "service account deleted");
+        Ok(true)
+    }
+
     /// The service account id for a client id and secret, or [`AuthError::InvalidClient`].
     async fn check_client(
         &self,
@@ -825,6 +883,10 @@ impl AuthService {
             .await
             .map_err(ApiError::internal)?;
         let Some(row) = row else {
+            // Do the same hashing as for a known key, so that timing does not tell which
+            // public keys exist.
+            let dummy = digest::ha1(&creds.username, REALM, "");
+            let _ = creds.expected_response(&dummy, parts.method.as_str());
             return Err(refuse("unknown public key"));
         };
         let get = |c: &str| row.try_get::<String, _>(c).map_err(ApiError::internal);

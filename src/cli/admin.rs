@@ -83,6 +83,17 @@ pub enum KeysCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Delete an API key (by id or public key); it stops working at once.
+    Delete {
+        #[arg(long)]
+        org: String,
+        /// The key's id or public key.
+        key: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// List the API keys of an organization (no secrets).
     List {
         #[arg(long)]
@@ -111,6 +122,17 @@ pub enum ServiceAccountsCommand {
         #[arg(long, default_value = "")]
         name: String,
         /// Print `{"id", "clientId", "clientSecret"}`.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Delete a service account (by id or client id) and its tokens.
+    Delete {
+        #[arg(long)]
+        org: String,
+        /// The service account's id or client id.
+        account: String,
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -282,6 +304,21 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
                 println!("the private key is shown only now: store it safely");
             }
         }
+        KeysCommand::Delete {
+            org,
+            key,
+            json,
+            store,
+        } => {
+            let auth = open_auth(&store).await?;
+            let deleted = auth.delete_api_key(&org, &key).await?;
+            anyhow::ensure!(deleted, "api key {key} not found in organization {org}");
+            if json {
+                print_json(&json!({"id": key, "deleted": true}))?;
+            } else {
+                println!("deleted api key {key}");
+            }
+        }
         KeysCommand::List { org, json, store } => {
             let auth = open_auth(&store).await?;
             let keys = auth.list_api_keys(&org).await?;
@@ -334,6 +371,24 @@ pub async fn service_accounts(cmd: ServiceAccountsCommand) -> anyhow::Result<Exi
                 println!("client id:     {}", account.client_id);
                 println!("client secret: {}", account.client_secret);
                 println!("the client secret is shown only now: store it safely");
+            }
+        }
+        ServiceAccountsCommand::Delete {
+            org,
+            account,
+            json,
+            store,
+        } => {
+            let auth = open_auth(&store).await?;
+            let deleted = auth.delete_service_account(&org, &account).await?;
+            anyhow::ensure!(
+                deleted,
+                "service account {account} not found in organization {org}"
+            );
+            if json {
+                print_json(&json!({"id": account, "deleted": true}))?;
+            } else {
+                println!("deleted service account {account}");
             }
         }
         ServiceAccountsCommand::List { org, json, store } => {

@@ -223,19 +223,42 @@ fn fixture_dump() -> String {
 
 impl TestApp {
     async fn start() -> TestApp {
-        let dir = tempfile::tempdir().unwrap();
+        TestApp::start_with(tempfile::tempdir().unwrap(), None, None).await
+    }
+
+    /// A server on `dir` (SQLite there unless `database` is given), as node `node_id`, with a
+    /// project and a Project Owner bearer token.
+    async fn start_with(
+        dir: tempfile::TempDir,
+        database: Option<String>,
+        node_id: Option<&str>,
+    ) -> TestApp {
         let mut config = ServerConfig::for_data_dir(dir.path());
         config.listen = "127.0.0.1:0".parse().unwrap();
-        config.node_id = format!("test-{}", snapex::store::new_id());
+        config.database = database;
+        config.node_id = node_id
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("test-{}", snapex::store::new_id()));
         let bucket_root = dir.path().join("buckets");
         config.bucket_root = bucket_root.clone();
         let server = start(config).await.unwrap();
-        let org = server.store.create_org("Acme Corp").await.unwrap();
-        let project = server
+        let org = match server.store.list_orgs().await.unwrap().into_iter().next() {
+            Some(org) => org,
+            None => server.store.create_org("Acme Corp").await.unwrap(),
+        };
+        let project = match server
             .store
-            .create_project(&org.id, "Data Platform")
+            .get_project_by_name("Data Platform")
             .await
-            .unwrap();
+            .unwrap()
+        {
+            Some(p) => p,
+            None => server
+                .store
+                .create_project(&org.id, "Data Platform")
+                .await
+                .unwrap(),
+        };
         let sa = server
             .auth
             .create_service_account(&org.id, Some(&project.id), &[Role::GroupOwner], "tests")
@@ -255,6 +278,26 @@ impl TestApp {
             bucket_root: bucket_root.canonicalize().unwrap(),
             server,
         }
+    }
+
+    async fn wait_final(&self, cluster: &str, job_id: &str) -> Value {
+        let g = &self.group_id;
+        for _ in 0..600 {
+            let job = self
+                .ok(
+                    "GET",
+                    &format!("/api/atlas/v2/groups/{g}/clusters/{cluster}/backup/exports/{job_id}"),
+                    V2023,
+                    None,
+                )
+                .await;
+            validate(&job, "DiskBackupExportJob", "job");
+            if ["Successful", "Failed", "Cancelled"].contains(&job["state"].as_str().unwrap()) {
+                return job;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("export job {job_id} did not finish");
     }
 
     fn url(&self, path: &str) -> String {
@@ -376,7 +419,18 @@ fn error_of(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_flow_exports_a_snapshot_to_a_filesystem_bucket() {
-    let app = TestApp::start().await;
+    whole_flow(TestApp::start().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_flow_also_runs_on_postgresql() {
+    let Some(url) = support::postgres_database().await else {
+        return;
+    };
+    whole_flow(TestApp::start_with(tempfile::tempdir().unwrap(), Some(url), None).await).await;
+}
+
+async fn whole_flow(app: TestApp) {
     let g = app.group_id.clone();
     let cluster = app.register_cluster("cluster-1", &["rs0"]).await;
     assert_eq!(cluster["stateName"], "IDLE");
@@ -864,4 +918,222 @@ fn the_schema_reader_catches_invented_missing_and_mistyped_fields() {
         let r = std::panic::catch_unwind(|| validate(&bad, "DiskBackupExportJob", "bad"));
         assert!(r.is_err(), "accepted {bad}");
     }
+}
+
+/// A job left `InProgress` by a node that died is failed as interrupted when the node starts
+/// again under the same id, and the job queued behind it then runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_fails_its_interrupted_job_and_runs_the_queue() {
+    use snapex::store::*;
+    let dir = tempfile::tempdir().unwrap();
+    let (interrupted, queued, prefix) = {
+        let store = Store::open_in_data_dir(dir.path()).await.unwrap();
+        let org = store.create_org("Acme Corp").await.unwrap();
+        let p = store
+            .create_project(&org.id, "Data Platform")
+            .await
+            .unwrap();
+        let c = store
+            .create_cluster(
+                &p.id,
+                NewCluster {
+                    name: "c1".into(),
+                    cluster_type: ClusterType::Replicaset,
+                    replica_sets: vec!["rs0".into()],
+                    labels: vec![],
+                },
+            )
+            .await
+            .unwrap();
+        std::fs::create_dir_all(dir.path().join("buckets/b")).unwrap();
+        let bucket = store
+            .create_export_bucket(
+                &p.id,
+                NewExportBucket {
+                    cloud_provider: "FILESYSTEM".into(),
+                    bucket_name: "b".into(),
+                    role_id: None,
+                    service_url: None,
+                    region: None,
+                    require_private_networking: false,
+                },
+            )
+            .await
+            .unwrap();
+        let mut jobs = Vec::new();
+        for _ in 0..2 {
+            let s = store
+                .create_snapshot(
+                    &c,
+                    NewSnapshot {
+                        status: "completed".into(),
+                        snapshot_type: "onDemand".into(),
+                        frequency_type: "ondemand".into(),
+                        description: None,
+                        created_at: now(),
+                        expires_at: None,
+                        mongod_version: None,
+                        parts: vec![SnapshotPart {
+                            replica_set_name: "rs0".into(),
+                            url: fixture_dump(),
+                            storage_size_bytes: 1,
+                            mongod_version: None,
+                        }],
+                        policy_item_id: None,
+                        owns_files: false,
+                    },
+                )
+                .await
+                .unwrap();
+            let created_at = now();
+            let prefix =
+                snapex::export::export_prefix(&org.id, &p.id, "c1", s.created_at, created_at);
+            jobs.push(
+                store
+                    .create_export_job(NewExportJob {
+                        group_id: p.id.clone(),
+                        cluster_id: c.id.clone(),
+                        cluster_name: "c1".into(),
+                        snapshot_id: s.id.clone(),
+                        export_bucket_id: bucket.id.clone(),
+                        created_at,
+                        custom_data: vec![],
+                        prefix,
+                        replica_sets: vec!["rs0".into()],
+                    })
+                    .await
+                    .unwrap(),
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // node-a "was running" the first job when it died
+        let claimed = store
+            .admit_next_job("node-a", 5, chrono::Duration::seconds(300))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(claimed.job.id, jobs[0].id);
+        store.close().await;
+        (
+            jobs[0].id.clone(),
+            jobs[1].id.clone(),
+            jobs[0].prefix.clone(),
+        )
+    };
+    let app = TestApp::start_with(dir, None, Some("node-a")).await;
+    let failed = app.wait_final("c1", &interrupted).await;
+    assert_eq!(failed["state"], "Failed", "{failed}");
+    assert!(
+        failed["stateReason"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted"),
+        "{failed}"
+    );
+    assert!(
+        !app.bucket_root
+            .join("b")
+            .join(&prefix)
+            .join(".complete")
+            .exists()
+    );
+    let v1 = app
+        .ok(
+            "GET",
+            &format!(
+                "/api/atlas/v1.0/groups/{}/clusters/c1/backup/exports/{interrupted}",
+                app.group_id
+            ),
+            "application/json",
+            None,
+        )
+        .await;
+    assert!(v1["errMsg"].as_str().unwrap().contains("node-a"), "{v1}");
+    let ran = app.wait_final("c1", &queued).await;
+    assert_eq!(ran["state"], "Successful", "{ran}");
+    app.server.shutdown().await.unwrap();
+}
+
+/// `curl --digest` exactly as the seed documents use it, against a real API key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_digest_reads_and_creates_like_the_seed_documents() {
+    let app = TestApp::start().await;
+    let g = app.group_id.clone();
+    app.register_cluster("c1", &["rs0"]).await;
+    let key = app
+        .server
+        .auth
+        .create_api_key(&app.org_id, Some(&g), &[Role::GroupOwner], "curl")
+        .await
+        .unwrap();
+    let user = format!("{}:{}", key.public_key, key.private_key);
+    let bucket = app.filesystem_bucket("b").await;
+    let snap = app.import_snapshot("c1", &["rs0"]).await;
+    let body = json!({"snapshotId": snap["id"], "exportBucketId": bucket["_id"], "customData": [{"key": "exported by", "value": "myName"}]}).to_string();
+    let out = tokio::process::Command::new("curl")
+        .args([
+            "--silent",
+            "--user",
+            &user,
+            "--digest",
+            "--header",
+            "Accept: application/json",
+            "--header",
+            "Content-Type: application/json",
+            "--request",
+            "POST",
+        ])
+        .arg(app.url(&format!(
+            "/api/atlas/v1.0/groups/{g}/clusters/c1/backup/exports/"
+        )))
+        .args(["--data", &body])
+        .output()
+        .await
+        .expect("curl is installed");
+    let job: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(job["state"], "Queued", "{job}");
+    assert_eq!(job["customData"][0]["value"], "myName");
+    let out = tokio::process::Command::new("curl")
+        .args([
+            "--silent",
+            "--user",
+            &user,
+            "--digest",
+            "--header",
+            "Accept: application/vnd.atlas.2023-01-01+json",
+        ])
+        .arg(app.url(&format!(
+            "/api/atlas/v2/groups/{g}/clusters/c1/backup/exports?pretty=true"
+        )))
+        .output()
+        .await
+        .unwrap();
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    validate(
+        &list,
+        "PaginatedApiAtlasDiskBackupExportJobView",
+        "curl list",
+    );
+    assert_eq!(list["totalCount"], 1);
+    // a wrong private key is refused
+    let out = tokio::process::Command::new("curl")
+        .args([
+            "--silent",
+            "--output",
+            "/dev/null",
+            "--write-out",
+            "%{http_code}",
+            "--user",
+            &format!("{}:wrong", key.public_key),
+            "--digest",
+            "--header",
+            "Accept: application/vnd.atlas.2023-01-01+json",
+        ])
+        .arg(app.url(&format!("/api/atlas/v2/groups/{g}")))
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "401");
+    app.server.shutdown().await.unwrap();
 }

@@ -1137,3 +1137,177 @@ async fn curl_digest_reads_and_creates_like_the_seed_documents() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "401");
     app.server.shutdown().await.unwrap();
 }
+
+/// Many clients creating and listing at once on the embedded SQLite: every create answers 200,
+/// and the list afterwards holds each created bucket exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_clients_lose_and_duplicate_nothing() {
+    let app = std::sync::Arc::new(TestApp::start().await);
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            let created = app.filesystem_bucket(&format!("bucket-{i}")).await;
+            let g = &app.group_id;
+            app.ok(
+                "GET",
+                &format!("/api/atlas/v2/groups/{g}/backup/exportBuckets?itemsPerPage=5"),
+                V2024_05,
+                None,
+            )
+            .await;
+            created["_id"].as_str().unwrap().to_string()
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap());
+    }
+    let g = &app.group_id;
+    let mut listed = Vec::new();
+    for page in 1..=2 {
+        let body = app
+            .ok(
+                "GET",
+                &format!(
+                    "/api/atlas/v2/groups/{g}/backup/exportBuckets?itemsPerPage=150&pageNum={page}"
+                ),
+                V2024_05,
+                None,
+            )
+            .await;
+        assert_eq!(body["totalCount"], 200);
+        listed.extend(
+            body["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b["_id"].as_str().unwrap().to_string()),
+        );
+    }
+    ids.sort();
+    listed.sort();
+    assert_eq!(ids, listed);
+}
+
+/// Health, readiness, metrics and the OpenAPI document; every documented Atlas operation is
+/// routed (answers something other than the fallback's RESOURCE_NOT_FOUND).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_metrics_and_the_openapi_document_describe_what_is_served() {
+    let app = TestApp::start().await;
+    let c = &app.client;
+    assert_eq!(
+        c.get(app.url("/healthz")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        c.get(app.url("/readyz")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    let metrics = c
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("snapex_http_requests_total ")
+            && metrics.contains("snapex_exporting_replica_sets_limit 5"),
+        "{metrics}"
+    );
+    let doc: Value = c
+        .get(app.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 25);
+    let id = snapex::store::new_id();
+    for (path, ops) in paths {
+        for method in ops.as_object().unwrap().keys() {
+            let concrete = path
+                .replace("{groupId}", &app.group_id)
+                .replace("{orgId}", &app.org_id)
+                .replace("{groupName}", "nobody")
+                .replace("{clusterName}", "nocluster")
+                .replace("{snapshotId}", &id)
+                .replace("{exportBucketId}", &id)
+                .replace("{exportId}", &id);
+            let resp = c
+                .request(method.to_uppercase().parse().unwrap(), app.url(&concrete))
+                .bearer_auth(&app.token)
+                .header("accept", V2023)
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+                .await
+                .unwrap();
+            let code = resp
+                .headers()
+                .get("x-error-code")
+                .map(|v| v.to_str().unwrap().to_string());
+            assert_ne!(
+                code.as_deref(),
+                Some("RESOURCE_NOT_FOUND"),
+                "{method} {concrete} is not routed"
+            );
+            assert_ne!(
+                resp.status(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {concrete}"
+            );
+        }
+    }
+}
+
+/// The cancel extension: a finished job is returned unchanged; an unknown one is 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_answers_with_the_job() {
+    let app = TestApp::start().await;
+    let g = app.group_id.clone();
+    app.register_cluster("c1", &["rs0"]).await;
+    let bucket = app.filesystem_bucket("b").await;
+    let snap = app.import_snapshot("c1", &["rs0"]).await;
+    let job = app
+        .ok(
+            "POST",
+            &format!("/api/atlas/v2/groups/{g}/clusters/c1/backup/exports"),
+            V2023,
+            Some(json!({"snapshotId": snap["id"], "exportBucketId": bucket["_id"]})),
+        )
+        .await;
+    let id = job["id"].as_str().unwrap();
+    let done = app.wait_final("c1", id).await;
+    let after = app
+        .ok(
+            "POST",
+            &format!("/api/snapex/v1/groups/{g}/clusters/c1/backup/exports/{id}/cancel"),
+            "application/json",
+            None,
+        )
+        .await;
+    assert_eq!(after["state"], done["state"]);
+    let (status, headers, body) = app
+        .call(
+            "POST",
+            &format!(
+                "/api/snapex/v1/groups/{g}/clusters/c1/backup/exports/{}/cancel",
+                snapex::store::new_id()
+            ),
+            "application/json",
+            None,
+        )
+        .await;
+    error_of(
+        status,
+        &headers,
+        &body,
+        "EXPORT_JOB_NOT_FOUND",
+        StatusCode::NOT_FOUND,
+    );
+}

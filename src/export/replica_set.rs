@@ -186,9 +186,16 @@ pub(super) async fn run(
 pub(super) fn base_path(bucket_prefix: &Path, export_prefix: &str) -> Path {
     let mut path = bucket_prefix.clone();
     for part in export_prefix.split('/').filter(|p| !p.is_empty()) {
-        path = path.join(PathPart::from(part));
+        path = path.join(segment(part));
     }
     path
+}
+
+/// One key segment for a database, collection or prefix name: the name itself, as Atlas writes
+/// it (UTF-8 included: `cafés` stays `cafés`), and percent-encoded only when the name could not
+/// be a single segment at all (a `/`, a control character, `.` or `..`).
+pub(super) fn segment(name: &str) -> PathPart<'_> {
+    PathPart::parse(name).unwrap_or_else(|_| PathPart::from(name))
 }
 
 /// A key relative to the export prefix, each name one encoded path segment, so a collection
@@ -196,7 +203,7 @@ pub(super) fn base_path(bucket_prefix: &Path, export_prefix: &str) -> Path {
 fn relative_key(parts: &[&str]) -> String {
     parts
         .iter()
-        .map(|p| PathPart::from(*p).as_ref().to_string())
+        .map(|p| segment(p).as_ref().to_string())
         .collect::<Vec<_>>()
         .join("/")
 }

@@ -37,7 +37,7 @@ pub enum Command {
     #[command(subcommand, name = "service-accounts")]
     ServiceAccounts(admin::ServiceAccountsCommand),
     /// Export one snapshot to a bucket, without a server.
-    Export(export::ExportArgs),
+    Export(Box<export::ExportArgs>),
     /// Check an export against its manifest.
     Verify(verify::VerifyArgs),
     /// Run the whole flow on a generated sample snapshot.
@@ -73,7 +73,7 @@ pub fn main() -> ExitCode {
             Command::Projects(cmd) => admin::projects(cmd).await,
             Command::Keys(cmd) => admin::keys(cmd).await,
             Command::ServiceAccounts(cmd) => admin::service_accounts(cmd).await,
-            Command::Export(args) => export::run(args).await,
+            Command::Export(args) => export::run(*args).await,
             Command::Verify(args) => verify::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Sample(args) => sample::run(args).await,

@@ -985,7 +985,8 @@ async fn a_restarted_node_fails_its_interrupted_job_and_runs_the_queue() {
                 )
                 .await
                 .unwrap();
-            let created_at = now();
+            // one second apart: jobs of one bucket never share a prefix
+            let created_at = now() + chrono::Duration::seconds(jobs.len() as i64);
             let prefix =
                 snapex::export::export_prefix(&org.id, &p.id, "c1", s.created_at, created_at);
             jobs.push(
@@ -1309,5 +1310,93 @@ async fn cancel_answers_with_the_job() {
         &body,
         "EXPORT_JOB_NOT_FOUND",
         StatusCode::NOT_FOUND,
+    );
+}
+
+/// Auto-export: with a monthly export policy, importing a monthly snapshot creates (and runs)
+/// an export job and a daily one does not; the policy's bucket cannot be deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_monthly_policy_auto_exports_monthly_snapshots_only() {
+    let app = TestApp::start().await;
+    let g = app.group_id.clone();
+    app.register_cluster("c1", &["rs0"]).await;
+    let bucket = app.filesystem_bucket("auto").await;
+    let bucket_id = bucket["_id"].as_str().unwrap().to_string();
+    let path = format!("/api/atlas/v2/groups/{g}/clusters/c1/backup/schedule");
+    let (status, headers, schedule) = app
+        .call("PATCH", &path, V2023, Some(json!({"autoExportEnabled": true, "export": {"exportBucketId": bucket_id, "frequencyType": "monthly"}})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{schedule}");
+    assert_eq!(
+        headers.get("deprecation").unwrap(),
+        "Mon, 5 Aug 2024 00:00:00 GMT"
+    );
+    assert_eq!(schedule["autoExportEnabled"], true);
+    let (status, _, bad) = app
+        .call(
+            "PATCH",
+            &path,
+            "application/vnd.atlas.2024-08-05+json",
+            Some(json!({"export": {"frequencyType": "hourly"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        bad["badRequestDetail"]["fields"][0]["field"],
+        "export.frequencyType"
+    );
+
+    let import = |freq: &'static str| {
+        let app = &app;
+        let g = g.clone();
+        async move {
+            app.ok(
+                "POST",
+                &format!("/api/snapex/v1/groups/{g}/clusters/c1/snapshots"),
+                "application/json",
+                Some(json!({"parts": [{"replicaSetName": "rs0", "url": fixture_dump()}], "frequencyType": freq, "snapshotType": "scheduled"})),
+            )
+            .await
+        }
+    };
+    import("daily").await;
+    let jobs = app
+        .ok(
+            "GET",
+            &format!("/api/atlas/v2/groups/{g}/clusters/c1/backup/exports"),
+            V2023,
+            None,
+        )
+        .await;
+    assert_eq!(jobs["totalCount"], 0, "{jobs}");
+    let monthly = import("monthly").await;
+    let jobs = app
+        .ok(
+            "GET",
+            &format!("/api/atlas/v2/groups/{g}/clusters/c1/backup/exports"),
+            V2023,
+            None,
+        )
+        .await;
+    assert_eq!(jobs["totalCount"], 1, "{jobs}");
+    assert_eq!(jobs["results"][0]["snapshotId"], monthly["id"]);
+    let done = app
+        .wait_final("c1", jobs["results"][0]["id"].as_str().unwrap())
+        .await;
+    assert_eq!(done["state"], "Successful", "{done}");
+    let (status, headers, body) = app
+        .call(
+            "DELETE",
+            &format!("/api/atlas/v2/groups/{g}/backup/exportBuckets/{bucket_id}"),
+            V2023,
+            None,
+        )
+        .await;
+    error_of(
+        status,
+        &headers,
+        &body,
+        "EXPORT_BUCKET_DELETE_FAILED",
+        StatusCode::BAD_REQUEST,
     );
 }

@@ -478,3 +478,30 @@ async fn two_processes_can_write_one_sqlite_file() {
     let c = Store::open_in_data_dir(dir.path()).await.unwrap();
     assert_eq!(c.list_orgs().await.unwrap().len(), 40);
 }
+
+/// Two jobs of one bucket can never share an export prefix.
+#[tokio::test]
+async fn a_prefix_is_used_once_per_bucket() {
+    let (_dir, store) = sqlite_store().await;
+    let (_, g) = project(&store).await;
+    let c = cluster(&store, &g, "c", &["rs0"]).await;
+    let s1 = snapshot(&store, &c).await;
+    let s2 = snapshot(&store, &c).await;
+    let bucket = snapex::store::new_id();
+    let mk = |s: &snapex::store::Snapshot| NewExportJob {
+        group_id: c.group_id.clone(),
+        cluster_id: c.id.clone(),
+        cluster_name: c.name.clone(),
+        snapshot_id: s.id.clone(),
+        export_bucket_id: bucket.clone(),
+        created_at: snapex::store::now(),
+        custom_data: vec![],
+        prefix: "exported_snapshots/same".into(),
+        replica_sets: vec!["rs0".into()],
+    };
+    store.create_export_job(mk(&s1)).await.unwrap();
+    assert!(matches!(
+        store.create_export_job(mk(&s2)).await,
+        Err(StoreError::PrefixTaken { .. })
+    ));
+}

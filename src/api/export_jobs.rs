@@ -137,6 +137,39 @@ async fn create(
     let _ = ctx;
     check_id("snapshotId", &body.snapshot_id)?;
     check_id("exportBucketId", &body.export_bucket_id)?;
+    let job = create_for(
+        state,
+        &project,
+        &cluster,
+        &body.snapshot_id,
+        &body.export_bucket_id,
+        body.custom_data,
+    )
+    .await?;
+    Ok((
+        job,
+        cluster.cluster_type == crate::store::ClusterType::Sharded,
+    ))
+}
+
+/// Creates a `Queued` export job of a snapshot of `cluster` to a bucket of its project, with
+/// the refusals of PRODUCT.md §5 (also used by auto-export, which has no caller to authorize).
+pub async fn create_for(
+    state: &AppState,
+    project: &crate::store::Project,
+    cluster: &crate::store::Cluster,
+    snapshot_id: &str,
+    export_bucket_id: &str,
+    custom_data: Vec<Label>,
+) -> Result<ExportJob, ApiError> {
+    let group_id = project.id.as_str();
+    let cluster_name = cluster.name.as_str();
+    let body = CreateJob {
+        snapshot_id: snapshot_id.to_string(),
+        export_bucket_id: export_bucket_id.to_string(),
+        custom_data,
+        links: None,
+    };
     let snapshot = state
         .store
         .get_snapshot(&cluster.id, &body.snapshot_id)
@@ -205,56 +238,62 @@ async fn create(
     } else {
         (project.org_id.clone(), project.id.clone())
     };
-    let created_at = crate::store::now();
-    let prefix = crate::export::export_prefix(
-        &org_part,
-        &project_part,
-        &cluster.name,
-        snapshot.created_at,
-        created_at,
-    );
-    let job = match state
-        .store
-        .create_export_job(NewExportJob {
-            group_id: group_id.to_string(),
-            cluster_id: cluster.id.clone(),
-            cluster_name: cluster.name.clone(),
-            snapshot_id: snapshot.id.clone(),
-            export_bucket_id: body.export_bucket_id.clone(),
+    let mut created_at = crate::store::now();
+    let mut attempts = 0;
+    let job = loop {
+        let prefix = crate::export::export_prefix(
+            &org_part,
+            &project_part,
+            &cluster.name,
+            snapshot.created_at,
             created_at,
-            custom_data: body.custom_data,
-            prefix,
-            replica_sets: snapshot
-                .parts
-                .iter()
-                .map(|p| p.replica_set_name.clone())
-                .collect(),
-        })
-        .await
-    {
-        Ok(job) => job,
-        Err(StoreError::Duplicate { .. }) => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "SNAPSHOT_EXPORT_ALREADY_ACTIVE",
-                format!(
-                    "Snapshot {} already has an export job that is queued or in progress.",
-                    snapshot.id
-                ),
-            )
-            .with_parameters([snapshot.id.clone()]));
+        );
+        let result = state
+            .store
+            .create_export_job(NewExportJob {
+                group_id: group_id.to_string(),
+                cluster_id: cluster.id.clone(),
+                cluster_name: cluster.name.clone(),
+                snapshot_id: snapshot.id.clone(),
+                export_bucket_id: body.export_bucket_id.clone(),
+                created_at,
+                custom_data: body.custom_data.clone(),
+                prefix,
+                replica_sets: snapshot
+                    .parts
+                    .iter()
+                    .map(|p| p.replica_set_name.clone())
+                    .collect(),
+            })
+            .await;
+        match result {
+            Ok(job) => break job,
+            // Same snapshot minute and same second as another job of this bucket: the
+            // layout's timestamp moves on a second so no two jobs share a prefix.
+            Err(StoreError::PrefixTaken { .. }) if attempts < 60 => {
+                attempts += 1;
+                created_at += chrono::Duration::seconds(1);
+            }
+            Err(StoreError::Duplicate { .. }) => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "SNAPSHOT_EXPORT_ALREADY_ACTIVE",
+                    format!(
+                        "Snapshot {} already has an export job that is queued or in progress.",
+                        snapshot.id
+                    ),
+                )
+                .with_parameters([snapshot.id.clone()]));
+            }
+            Err(e) => return Err(e.into()),
         }
-        Err(e) => return Err(e.into()),
     };
     state
         .metrics
         .jobs_created
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     state.wakeup.notify_one();
-    Ok((
-        job,
-        cluster.cluster_type == crate::store::ClusterType::Sharded,
-    ))
+    Ok(job)
 }
 
 async fn create_v2(

@@ -161,7 +161,7 @@ async fn import(
     Path((group_id, cluster_name)): Path<(String, String)>,
     Body(body): Body<ImportSnapshot>,
 ) -> Result<Reply, ApiError> {
-    let (_, cluster) = super::cluster_for(
+    let (project, cluster) = super::cluster_for(
         &state,
         &principal,
         &group_id,
@@ -245,11 +245,55 @@ async fn import(
         owns_files: false,
     };
     let snapshot = state.store.create_snapshot(&cluster, new).await?;
+    auto_export(&state, &project, &cluster, &snapshot).await;
     Ok(Reply::ok(
         Served::Json,
         ctx.query.format,
         snapshot_json(&ctx, &cluster, &snapshot),
     ))
+}
+
+/// PRODUCT.md §3 auto-export: a completed snapshot whose frequency matches the schedule's
+/// `export.frequencyType` gets an export job to the policy's bucket when `autoExportEnabled`.
+/// A refusal is logged, never a failure of the import.
+async fn auto_export(
+    state: &AppState,
+    project: &crate::store::Project,
+    cluster: &Cluster,
+    snapshot: &Snapshot,
+) {
+    let schedule = match state.store.get_backup_schedule(&cluster.id).await {
+        Ok(Some(s)) => s.document,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(cluster = %cluster.name, error = %e, "cannot read the backup schedule");
+            return;
+        }
+    };
+    let enabled = schedule
+        .get("autoExportEnabled")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let frequency = schedule
+        .pointer("/export/frequencyType")
+        .and_then(Value::as_str);
+    let bucket = schedule
+        .pointer("/export/exportBucketId")
+        .and_then(Value::as_str);
+    let (true, Some(frequency), Some(bucket)) = (enabled, frequency, bucket) else {
+        return;
+    };
+    if snapshot.status != "completed" || frequency != snapshot.frequency_type {
+        return;
+    }
+    match super::export_jobs::create_for(state, project, cluster, &snapshot.id, bucket, Vec::new())
+        .await
+    {
+        Ok(job) => {
+            tracing::info!(job_id = %job.id, snapshot_id = %snapshot.id, "auto-export job created")
+        }
+        Err(e) => tracing::warn!(snapshot_id = %snapshot.id, error = %e, "auto-export refused"),
+    }
 }
 
 /// Opens every part to check

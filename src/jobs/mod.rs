@@ -275,6 +275,10 @@ impl Runner {
         let storage = self.api.storage.clone();
         let options = self.config.export.clone();
         let handle = tokio::runtime::Handle::current();
+        let lease_store = self.store.clone();
+        let lease_job = job.id.clone();
+        let lease_node = self.config.node_id.clone();
+        let lease_len = self.config.lease;
         let progress_dyn: Arc<dyn Progress> = progress.clone();
         // See the module docs: the job's replica sets run on a blocking thread of their own.
         let summaries = tokio::task::spawn_blocking(move || {
@@ -315,6 +319,14 @@ impl Runner {
                 let summaries: Result<Vec<ReplicaSetSummary>, JobFailure> =
                     pick_first_real_error(results);
                 let summaries = summaries?;
+                // `.complete` is written only while this node still holds the job: a node whose
+                // lease was taken (the job already failed as interrupted) must not mark it done.
+                if !lease_store
+                    .heartbeat(&lease_job, &lease_node, lease_of(lease_len))
+                    .await?
+                {
+                    return Err(JobFailure::Setup("the job's lease was lost".into()));
+                }
                 crate::export::finish_export(&target, &complete, &summaries)
                     .await
                     .map_err(JobFailure::Export)?;

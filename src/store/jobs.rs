@@ -255,7 +255,23 @@ impl Store {
         .bind(to_millis(now()))
         .execute(&mut *tx)
         .await
-        .map_err(|e| map_unique(e, &format!("an active export of snapshot {}", new.snapshot_id)))?;
+        .map_err(|e| {
+            // Which unique index refused: the prefix one names `prefix` in its message
+            // (SQLite: `export_jobs.prefix`; PostgreSQL: `export_jobs_bucket_prefix`).
+            if let sqlx::Error::Database(db) = &e
+                && db.is_unique_violation()
+                && (db.message().contains("prefix")
+                    || db.constraint().is_some_and(|c| c.contains("prefix")))
+            {
+                return StoreError::PrefixTaken {
+                    prefix: new.prefix.clone(),
+                };
+            }
+            map_unique(
+                e,
+                &format!("an active export of snapshot {}", new.snapshot_id),
+            )
+        })?;
         for (position, rs) in new.replica_sets.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO export_job_parts (job_id, replica_set_name, export_id, position, state) \

@@ -76,6 +76,9 @@ pub enum StoreError {
     /// A unique constraint refused the write (a duplicate name, a second active export).
     #[error("{what} already exists")]
     Duplicate { what: String },
+    /// Another export job of the bucket already has this prefix.
+    #[error("export prefix {prefix} is already used in this bucket")]
+    PrefixTaken { prefix: String },
     /// A row the operation needs does not exist.
     #[error("{what} not found")]
     NotFound { what: String },

@@ -1,0 +1,188 @@
+//! `snapex export` and `snapex verify` as a user runs them: the built binary, its output and
+//! its exit codes, on a local bucket and on the S3 and Azure emulators.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn snapex() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_snapex"))
+}
+
+fn fixture(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/mongodump/mongo-tools")
+        .join(path)
+}
+
+#[test]
+fn export_with_only_source_and_destination_prints_the_prefix_and_verifies() {
+    let bucket = tempfile::tempdir().unwrap();
+    let dest = format!("file://{}", bucket.path().display());
+    let out = snapex()
+        .arg("export")
+        .arg(fixture("mongorestore/testdata/dump-w-oplog.archive"))
+        .arg(&dest)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    // The defaults in effect are printed, then the prefix and a summary.
+    assert!(stderr.contains("cluster Cluster0"), "{stderr}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("export complete: "))
+        .unwrap_or_else(|| panic!("no prefix line: {stdout}"));
+    let url = line.trim_start_matches("export complete: ");
+    assert!(
+        url.starts_with(&format!("{dest}/exported_snapshots/")),
+        "{url}"
+    );
+    // test.foo only: admin.system.version is a system collection and the oplog is not a collection.
+    assert!(stdout.contains("1 collections, 25 documents"), "{stdout}");
+    // No progress bar when stderr is not a terminal.
+    assert!(!stderr.contains("eta"), "{stderr}");
+    let verify = snapex().args(["verify", url]).output().unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}
+
+#[test]
+fn json_summary_and_custom_data_reach_complete() {
+    let bucket = tempfile::tempdir().unwrap();
+    let out = snapex()
+        .arg("export")
+        .arg(fixture("mongorestore/testdata/testdirs"))
+        .arg(bucket.path())
+        .args([
+            "--json",
+            "--org-id",
+            "a0123456789abcdef012345a",
+            "--project-id",
+            "b0123456789abcdef012345b",
+            "--cluster-name",
+            "prod",
+            "--snapshot-time",
+            "2026-08-10T03:27:00Z",
+            "--custom-data",
+            "team=data",
+            "--custom-data",
+            "ticket=OPS-1",
+            "--json-format",
+            "relaxed",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let prefix = summary["prefix"].as_str().unwrap();
+    assert!(
+        prefix.starts_with("exported_snapshots/a0123456789abcdef012345a/b0123456789abcdef012345b/prod/2026-08-10T0327/"),
+        "{prefix}"
+    );
+    let complete: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(bucket.path().join(prefix).join(".complete")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        complete["snapshotInitiationDate"],
+        "2026-08-10T03:27:00.000Z"
+    );
+    assert_eq!(
+        complete["customData"],
+        serde_json::json!([{"key": "team", "value": "data"}, {"key": "ticket", "value": "OPS-1"}])
+    );
+    assert_eq!(complete["totalFiles"], summary["totalFiles"]);
+}
+
+#[test]
+fn bad_input_fails_with_the_error_chain_and_no_complete() {
+    let scratch = tempfile::tempdir().unwrap();
+    let db = scratch.path().join("dump/db");
+    std::fs::create_dir_all(&db).unwrap();
+    std::fs::copy(
+        fixture("bsondump/testdata/partial_file.bson"),
+        db.join("c.bson"),
+    )
+    .unwrap();
+    let bucket = scratch.path().join("bucket");
+    let out = snapex()
+        .arg("export")
+        .arg(scratch.path().join("dump"))
+        .arg(&bucket)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("error: export failed"), "{stderr}");
+    assert!(stderr.contains("caused by:"), "{stderr}");
+    assert!(stderr.contains("c.bson"), "{stderr}");
+    assert!(stderr.contains("byte"), "{stderr}");
+
+    for (args, needle) in [
+        (vec!["--org-id", "xyz"], "--org-id"),
+        (vec!["--custom-data", "novalue"], "KEY=VALUE"),
+        (vec!["--chunk-size", "12 parsecs"], "size"),
+    ] {
+        let out = snapex()
+            .arg("export")
+            .arg(fixture("mongorestore/testdata/testdirs"))
+            .arg(&bucket)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+    let missing = snapex()
+        .args(["export", "/nonexistent/dump", bucket.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/dump"));
+}
+
+#[test]
+fn export_and_verify_against_the_s3_and_azure_emulators() {
+    for backend in ["s3", "azure"] {
+        let Some(location) = support::location(backend) else {
+            continue;
+        };
+        let out = snapex()
+            .arg("export")
+            .arg(fixture("mongorestore/testdata/indexmetadata"))
+            .arg(&location.url)
+            .arg("--json")
+            .envs(support::child_env(backend))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{backend}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let verify = snapex()
+            .arg("verify")
+            .arg(summary["url"].as_str().unwrap())
+            .envs(support::child_env(backend))
+            .output()
+            .unwrap();
+        assert!(
+            verify.status.success(),
+            "{backend}: {}{}",
+            String::from_utf8_lossy(&verify.stdout),
+            String::from_utf8_lossy(&verify.stderr)
+        );
+    }
+}

@@ -83,12 +83,6 @@ fn schema(name: &str) -> Schema {
             } else {
                 ""
             };
-            if let Some(item) = t.strip_prefix("- ")
-                && section == ""
-                && !item.starts_with('$')
-            {
-                s.required.push(item.to_string());
-            }
             continue;
         }
         match section {

@@ -1,5 +1,5 @@
 //! One storage suite, run through `storage::open` URLs against every backend: memory, local
-//! directory, S3 (s3s-fs) and Azure (Azurite). `scripts/test` starts the emulators; without
+//! directory, S3 (moto, and s3s-fs which checks SigV4) and Azure (Azurite). `scripts/test` starts the emulators; without
 //! them the S3 and Azure cases are skipped (or fail, with `SNAPEX_TEST_REQUIRE_SERVICES=1`).
 //!
 //! Then the failure paths: `FaultyStore` cutting an upload off in the middle, on every backend,
@@ -166,7 +166,7 @@ mod checks {
 
     pub async fn reopening_the_url_sees_the_same_objects(name: &str, loc: Location) {
         loc.store.put(&loc.path("k"), "v".into()).await.unwrap();
-        let again = storage::open(&loc.url, &support::storage_options()).unwrap();
+        let again = storage::open(&loc.url, &support::storage_options_for(name)).unwrap();
         assert_eq!(again.prefix, loc.prefix, "{name}");
         assert_eq!(read_all(&again, &again.path("k")).await, b"v", "{name}");
     }
@@ -355,6 +355,7 @@ backend_suite!(memory);
 backend_suite!(local);
 backend_suite!(s3);
 backend_suite!(azure);
+backend_suite!(s3_sigv4);
 
 #[test]
 fn test_locations_cover_every_backend_when_services_are_required() {
@@ -369,12 +370,12 @@ fn test_locations_cover_every_backend_when_services_are_required() {
 #[tokio::test]
 async fn s3_with_a_wrong_secret_is_refused() {
     // s3s-fs checks SigV4 for real: this proves the keys are used, not ignored.
-    let Some(loc) = support::location("s3") else {
+    let Some(loc) = support::location("s3_sigv4") else {
         return;
     };
     let options = StorageOptions {
         s3_secret_access_key: Some("not-the-secret".into()),
-        ..support::storage_options()
+        ..support::storage_options_for("s3_sigv4")
     };
     let bad = storage::open(&loc.url, &options).unwrap();
     let err = bad.store.put(&bad.path("x"), "1".into()).await.unwrap_err();

@@ -22,11 +22,33 @@ start_s3s_fs() {
   pid=$!
   SNAPEX_STARTED+=("s3s-fs:$pid")
   wait_for s3s-fs "$pid" "$logf" 30 port_open "$port"
-  export SNAPEX_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
+  # s3s-fs is the S3 server that checks SigV4, but it keeps a multipart upload's metadata in
+  # a file named after the base64 of the key, so keys longer than ~120 characters (most
+  # Atlas-layout keys) fail there with ENAMETOOLONG. It is exported separately; the general S3
+  # backend is moto (start_moto).
+  export SNAPEX_TEST_S3_SIGV4_ENDPOINT="http://127.0.0.1:$port"
   export SNAPEX_TEST_S3_BUCKET=$S3_BUCKET
   export SNAPEX_TEST_S3_ACCESS_KEY=$S3_ACCESS_KEY
   export SNAPEX_TEST_S3_SECRET_KEY=$S3_SECRET_KEY
-  log "s3s-fs ready at $SNAPEX_TEST_S3_ENDPOINT (pid $pid, bucket $S3_BUCKET)"
+  log "s3s-fs ready at $SNAPEX_TEST_S3_SIGV4_ENDPOINT (pid $pid, bucket $S3_BUCKET)"
+}
+
+# moto keeps objects in memory and accepts any credentials; no key-length limit.
+start_moto() {
+  local port logf="$RUN_DIR/moto.log" pid
+  port=$(free_port)
+  "$SNAPEX_VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$logf" 2>&1 &
+  pid=$!
+  SNAPEX_STARTED+=("moto:$pid")
+  wait_for moto "$pid" "$logf" 60 port_open "$port"
+  "$SNAPEX_PYTHON_BIN" - "http://127.0.0.1:$port/$S3_BUCKET" <<'PY'
+import sys, requests
+r = requests.put(sys.argv[1], timeout=10)
+if r.status_code not in (200, 409):
+    sys.exit(f"creating moto bucket failed: {r.status_code} {r.text}")
+PY
+  export SNAPEX_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
+  log "moto ready at $SNAPEX_TEST_S3_ENDPOINT (pid $pid, bucket $S3_BUCKET)"
 }
 
 start_azurite() {
@@ -111,6 +133,7 @@ start_services() {
   export SNAPEX_TEST_PYTHON=$SNAPEX_PYTHON_BIN
   PYTHON_FOR_SCRIPTS=$SNAPEX_PYTHON_BIN
   step "start s3s-fs" start_s3s_fs
+  step "start moto" start_moto
   step "start azurite" start_azurite
   step "start fake-gcs-server" start_fake_gcs
   step "start postgresql" start_postgres

@@ -17,7 +17,11 @@ use snapex::storage::{self, Location, StorageOptions};
 
 /// Environment variables `scripts/test` exports.
 pub const ENV_REQUIRE: &str = "SNAPEX_TEST_REQUIRE_SERVICES";
+/// moto: the general S3 backend (`s3`).
 pub const ENV_S3_ENDPOINT: &str = "SNAPEX_TEST_S3_ENDPOINT";
+/// s3s-fs (`s3_sigv4`): checks SigV4 signatures for real, but cannot store multipart uploads
+/// of keys longer than ~120 characters, so it is not in [`test_locations`].
+pub const ENV_S3_SIGV4_ENDPOINT: &str = "SNAPEX_TEST_S3_SIGV4_ENDPOINT";
 pub const ENV_S3_BUCKET: &str = "SNAPEX_TEST_S3_BUCKET";
 pub const ENV_S3_ACCESS_KEY: &str = "SNAPEX_TEST_S3_ACCESS_KEY";
 pub const ENV_S3_SECRET_KEY: &str = "SNAPEX_TEST_S3_SECRET_KEY";
@@ -94,13 +98,23 @@ pub fn storage_options() -> StorageOptions {
     }
 }
 
+/// [`storage_options`] for one backend: `s3_sigv4` points the S3 endpoint at s3s-fs.
+pub fn storage_options_for(backend: &str) -> StorageOptions {
+    let mut options = storage_options();
+    if backend == "s3_sigv4" {
+        options.s3_endpoint = std::env::var(ENV_S3_SIGV4_ENDPOINT).ok();
+    }
+    options
+}
+
 /// A fresh, empty location on `backend` (one of [`BACKENDS`]), or `None` when that backend's
 /// server is not configured and services are not required.
 ///
 /// - `memory`: a new process-wide `memory://` store;
 /// - `local`: a new directory under cargo's per-target temp dir (kept after the test, so a
 ///   failure can be inspected; `cargo clean` removes it);
-/// - `s3`, `azure`: a unique prefix in the emulator's bucket/container.
+/// - `s3` (moto), `s3_sigv4` (s3s-fs), `azure`: a unique prefix in the emulator's
+///   bucket/container.
 pub fn location(backend: &str) -> Option<Location> {
     let url = match backend {
         "memory" => format!("memory://{}/data", unique_name("mem")),
@@ -112,15 +126,24 @@ pub fn location(backend: &str) -> Option<Location> {
                 .keep();
             dir.to_str().expect("utf-8 temp dir").to_string()
         }
-        "s3" => {
+        "s3" | "s3_sigv4" => {
+            let endpoint = if backend == "s3" {
+                ENV_S3_ENDPOINT
+            } else {
+                ENV_S3_SIGV4_ENDPOINT
+            };
             let vars = [
-                ENV_S3_ENDPOINT,
+                endpoint,
                 ENV_S3_BUCKET,
                 ENV_S3_ACCESS_KEY,
                 ENV_S3_SECRET_KEY,
             ];
-            let v = require_env("the s3 emulator", &vars)?;
-            format!("s3://{}/{}", v[1], unique_name("t"))
+            let v = require_env(&format!("the {backend} emulator"), &vars)?;
+            let url = format!("s3://{}/{}", v[1], unique_name("t"));
+            return Some(
+                storage::open(&url, &storage_options_for(backend))
+                    .unwrap_or_else(|e| panic!("open {url}: {e}")),
+            );
         }
         "azure" => {
             let v = require_env("azurite", &[ENV_AZURITE_URL, ENV_AZURE_CONTAINER])?;

@@ -1394,3 +1394,198 @@ async fn a_monthly_policy_auto_exports_monthly_snapshots_only() {
         StatusCode::BAD_REQUEST,
     );
 }
+
+/// A sharded cluster: one part per shard, the sharded snapshot paths, `components` per shard,
+/// one `.complete` for the whole export.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sharded_cluster_exports_every_shard_under_one_prefix() {
+    let app = TestApp::start().await;
+    let g = app.group_id.clone();
+    app.register_cluster("sharded", &["shard0", "shard1"]).await;
+    let snap = app.import_snapshot("sharded", &["shard0", "shard1"]).await;
+    validate(&snap, "DiskBackupShardedClusterSnapshot", "import");
+    let id = snap["id"].as_str().unwrap().to_string();
+    let list = app
+        .ok(
+            "GET",
+            &format!("/api/atlas/v2/groups/{g}/clusters/sharded/backup/snapshots/shardedClusters"),
+            V2023,
+            None,
+        )
+        .await;
+    validate(
+        &list,
+        "PaginatedCloudBackupShardedClusterSnapshotView",
+        "sharded list",
+    );
+    assert_eq!(list["totalCount"], 1);
+    let one = app
+        .ok(
+            "GET",
+            &format!(
+                "/api/atlas/v2/groups/{g}/clusters/sharded/backup/snapshots/shardedCluster/{id}"
+            ),
+            V2023,
+            None,
+        )
+        .await;
+    validate(&one, "DiskBackupShardedClusterSnapshot", "sharded get");
+    assert_eq!(one["members"].as_array().unwrap().len(), 2);
+    // the replica-set path does not show a sharded snapshot
+    let (status, headers, body) = app
+        .call(
+            "GET",
+            &format!("/api/atlas/v2/groups/{g}/clusters/sharded/backup/snapshots/{id}"),
+            V2023,
+            None,
+        )
+        .await;
+    error_of(
+        status,
+        &headers,
+        &body,
+        "SNAPSHOT_NOT_FOUND",
+        StatusCode::NOT_FOUND,
+    );
+
+    let bucket = app.filesystem_bucket("sharded").await;
+    let job = app
+        .ok(
+            "POST",
+            &format!("/api/atlas/v2/groups/{g}/clusters/sharded/backup/exports"),
+            V2023,
+            Some(json!({"snapshotId": id, "exportBucketId": bucket["_id"]})),
+        )
+        .await;
+    let shards: Vec<&str> = job["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["replicaSetName"].as_str().unwrap())
+        .collect();
+    assert_eq!(shards, ["shard0", "shard1"]);
+    let done = app.wait_final("sharded", job["id"].as_str().unwrap()).await;
+    assert_eq!(done["state"], "Successful", "{done}");
+    let prefix = app
+        .bucket_root
+        .join("sharded")
+        .join(done["prefix"].as_str().unwrap());
+    assert!(prefix.join(".complete").is_file());
+    let names: Vec<String> = walk(&prefix)
+        .into_iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    assert!(
+        names.iter().any(|n| n.starts_with("shard0."))
+            && names.iter().any(|n| n.starts_with("shard1.")),
+        "{names:?}"
+    );
+    let (status, _, _) = app
+        .call(
+            "DELETE",
+            &format!(
+                "/api/atlas/v2/groups/{g}/clusters/sharded/backup/snapshots/shardedCluster/{id}"
+            ),
+            V2023,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // the user's dump is untouched by the delete
+    assert!(PathBuf::from(fixture_dump()).is_dir());
+}
+
+fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// A read-only key cannot create, and a key of one project sees nothing of another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_and_projects_are_enforced() {
+    let app = TestApp::start().await;
+    let other = app
+        .server
+        .store
+        .create_project(&app.org_id, "Other")
+        .await
+        .unwrap();
+    let sa = app
+        .server
+        .auth
+        .create_service_account(&app.org_id, Some(&other.id), &[Role::GroupReadOnly], "ro")
+        .await
+        .unwrap();
+    let token = app
+        .server
+        .auth
+        .issue_token(&sa.client_id, &sa.client_secret)
+        .await
+        .unwrap()
+        .access_token;
+    let send = |method: &str, path: String, body: Option<Value>| {
+        let mut req = app
+            .client
+            .request(method.parse().unwrap(), app.url(&path))
+            .bearer_auth(&token)
+            .header("accept", V2024_05);
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        req.send()
+    };
+    let resp = send(
+        "GET",
+        format!("/api/atlas/v2/groups/{}/backup/exportBuckets", other.id),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = send(
+        "POST",
+        format!("/api/atlas/v2/groups/{}/backup/exportBuckets", other.id),
+        Some(json!({"cloudProvider": "FILESYSTEM", "bucketName": "x"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let resp = send(
+        "GET",
+        format!("/api/atlas/v2/groups/{}/backup/exportBuckets", app.group_id),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        resp.headers().get("x-error-code").unwrap(),
+        "GROUP_NOT_FOUND"
+    );
+    let resp = send(
+        "GET",
+        "/api/atlas/v2/groups/byName/Data%20Platform".to_string(),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let resp = app
+        .client
+        .get(app.url(&format!("/api/atlas/v2/groups/{}", app.group_id)))
+        .header("accept", V2023)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+}

@@ -131,6 +131,16 @@ pub fn replica_set_json(ctx: &Ctx, s: &Snapshot) -> Value {
     Value::Object(m)
 }
 
+/// The spec's member `cloudProvider` (required, AWS/AZURE/GCP) from where the part lives. A
+/// local part has no cloud; AWS is reported for it because the enum has no better value.
+fn provider_of(url: &str) -> &'static str {
+    match crate::storage::scheme_of(url) {
+        Ok(crate::storage::Scheme::Azure) => "AZURE",
+        Ok(crate::storage::Scheme::Gcs) => "GCP",
+        _ => "AWS",
+    }
+}
+
 /// A sharded-cluster snapshot in Atlas's shape (`DiskBackupShardedClusterSnapshot`).
 pub fn sharded_json(ctx: &Ctx, s: &Snapshot) -> Value {
     let mut m = common(ctx, s, true);
@@ -138,7 +148,9 @@ pub fn sharded_json(ctx: &Ctx, s: &Snapshot) -> Value {
         "members".into(),
         s.parts
             .iter()
-            .map(|p| json!({"cloudProvider": "AWS", "id": s.id, "replicaSetName": p.replica_set_name}))
+            .map(|p| {
+                json!({"cloudProvider": provider_of(&p.url), "id": s.id, "replicaSetName": p.replica_set_name})
+            })
             .collect::<Vec<_>>()
             .into(),
     );

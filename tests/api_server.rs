@@ -1589,3 +1589,65 @@ async fn roles_and_projects_are_enforced() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// Access-role secrets are sealed at rest and never returned; a bucket whose permission check
+/// cannot be written is refused with EXPORT_BUCKET_PERMISSION_CHECK_FAILED and not recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_role_secrets_stay_sealed_and_unwritable_buckets_are_refused() {
+    use sqlx::Row;
+    let app = TestApp::start().await;
+    let g = app.group_id.clone();
+    let secret = "wJalrXUtnFEMI-very-secret-K7MDENG";
+    let role = app
+        .ok(
+            "POST",
+            &format!("/api/snapex/v1/groups/{g}/accessRoles"),
+            "application/json",
+            Some(json!({"provider": "AWS", "accessKeyId": "AKIDEXAMPLE", "secretAccessKey": secret, "endpoint": "http://127.0.0.1:1", "region": "us-east-1"})),
+        )
+        .await;
+    assert_eq!(role["provider"], "AWS");
+    assert!(!role.to_string().contains(secret));
+    let rows = sqlx::query("SELECT settings, sealed_secret FROM access_roles")
+        .fetch_all(app.server.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    let settings: String = rows[0].try_get("settings").unwrap();
+    let sealed: String = rows[0].try_get("sealed_secret").unwrap();
+    assert!(!settings.contains(secret) && !sealed.contains(secret));
+
+    let (status, headers, body) = app
+        .call(
+            "POST",
+            &format!("/api/atlas/v2/groups/{g}/backup/exportBuckets"),
+            V2023,
+            Some(json!({"cloudProvider": "AWS", "bucketName": "unreachable", "iamRoleId": role["roleId"]})),
+        )
+        .await;
+    error_of(
+        status,
+        &headers,
+        &body,
+        "EXPORT_BUCKET_PERMISSION_CHECK_FAILED",
+        StatusCode::BAD_REQUEST,
+    );
+    let list = app
+        .ok(
+            "GET",
+            &format!("/api/atlas/v2/groups/{g}/backup/exportBuckets"),
+            V2024_05,
+            None,
+        )
+        .await;
+    assert_eq!(list["totalCount"], 0);
+    // a role of the wrong provider, and an unknown role
+    let (status, _, body) = app
+        .call("POST", &format!("/api/atlas/v2/groups/{g}/backup/exportBuckets"), V2024_05, Some(json!({"cloudProvider": "GCP", "bucketName": "gcs-bucket", "roleId": role["roleId"]})))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _, body) = app
+        .call("POST", &format!("/api/atlas/v2/groups/{g}/backup/exportBuckets"), V2023, Some(json!({"cloudProvider": "AWS", "bucketName": "x-bucket", "iamRoleId": snapex::store::new_id()})))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+}

@@ -321,3 +321,58 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     server.wait().await?;
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(data_dir: &Path, config: Option<PathBuf>) -> ServeArgs {
+        ServeArgs {
+            store: StoreArgs {
+                data_dir: data_dir.to_path_buf(),
+                database: None,
+            },
+            listen: None,
+            bucket_root: None,
+            config,
+            node_id: None,
+            max_concurrent_replica_sets: None,
+            lease_seconds: None,
+            log_format: None,
+        }
+    }
+
+    #[test]
+    fn defaults_follow_the_data_dir() {
+        let c = ServerConfig::resolve(&args(Path::new("/d"), None)).unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.bucket_root, PathBuf::from("/d/buckets"));
+        assert_eq!(c.max_concurrent_replica_sets, 5);
+        assert!(c.database.is_none());
+        let described = c.describe();
+        assert!(
+            described
+                .iter()
+                .any(|(k, v)| k == "database" && v.contains("/d/snapex.db"))
+        );
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("snapex.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9999\"\nmax_concurrent_replica_sets = 3\nnode_id = \"from-file\"\n",
+        )
+        .unwrap();
+        let mut a = args(dir.path(), Some(file.clone()));
+        a.node_id = Some("from-flag".into());
+        let c = ServerConfig::resolve(&a).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9999");
+        assert_eq!(c.max_concurrent_replica_sets, 3);
+        assert_eq!(c.node_id, "from-flag");
+        std::fs::write(&file, "listen = \"127.0.0.1:1\"\nunknown_key = 1\n").unwrap();
+        assert!(ServerConfig::resolve(&args(dir.path(), Some(file))).is_err());
+    }
+}

@@ -14,7 +14,11 @@ pub mod serve;
 pub mod verify;
 
 #[derive(Parser, Debug)]
-#[command(name = "snapex", version, about = "Self-hosted MongoDB Atlas Cloud Backup Snapshot Export")]
+#[command(
+    name = "snapex",
+    version,
+    about = "Self-hosted MongoDB Atlas Cloud Backup Snapshot Export"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -59,7 +63,10 @@ pub struct StoreArgs {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -210,7 +210,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         snapshot_time,
         created,
     );
-    let bucket = storage::open(&args.dest, &options)
+    let bucket = storage::open_for_write(&args.dest, &options)
         .with_context(|| format!("opening destination {}", args.dest))?;
     let target = ExportTarget {
         bucket,

@@ -1,8 +1,9 @@
 //! The OpenAPI document of everything served, at `GET /api/openapi.json` (no authentication).
 //!
 //! It is generated from [`OPERATIONS`], a table kept next to the routers: every operation with
-//! its media-type versions, required role and summary. Schemas of Atlas operations are those
-//! of Atlas's published spec (named in `x-atlas-schema`); we chose a route table over serving
+//! its media-type versions, required role and summary. Bodies of Atlas operations follow the
+//! schemas of Atlas's published spec, named per media type in `x-atlas-schema` (the schemas
+//! themselves are not copied here); we chose a route table over serving
 //! an adapted copy of Atlas's document because the table also documents our extensions, error
 //! codes and the `FILESYSTEM` provider, and a test checks it against the router.
 
@@ -13,6 +14,43 @@ use axum::routing::get;
 use serde_json::{Map, Value, json};
 
 use super::AppState;
+
+/// The Atlas schema an operation's success body follows (by version where they differ), as
+/// named in Atlas's spec; `None` for our own operations.
+fn atlas_schema(operation_id: &str, version: &str) -> Option<&'static str> {
+    Some(match (operation_id, version) {
+        ("listGroupBackupExportBuckets", "2023-01-01") => "PaginatedBackupSnapshotExportBucketView",
+        ("listGroupBackupExportBuckets", _) => "PaginatedBackupSnapshotExportBucketsView",
+        ("createGroupBackupExportBucket" | "getGroupBackupExportBucket", "2023-01-01") => {
+            "DiskBackupSnapshotAWSExportBucketResponse"
+        }
+        (
+            "createGroupBackupExportBucket"
+            | "getGroupBackupExportBucket"
+            | "updateGroupBackupExportBucket",
+            _,
+        ) => "DiskBackupSnapshotExportBucketResponse",
+        ("listGroupClusterBackupExports", _) => "PaginatedApiAtlasDiskBackupExportJobView",
+        ("createGroupClusterBackupExport" | "getGroupClusterBackupExport", _) => {
+            "DiskBackupExportJob"
+        }
+        (
+            "getGroupClusterBackupSchedule"
+            | "updateGroupClusterBackupSchedule"
+            | "deleteGroupClusterBackupSchedule",
+            _,
+        ) => "DiskBackupSnapshotSchedule",
+        ("listGroupClusterBackupSnapshots", _) => "PaginatedCloudBackupReplicaSetView",
+        ("getGroupClusterBackupSnapshot" | "updateGroupClusterBackupSnapshot", _) => {
+            "DiskBackupReplicaSet"
+        }
+        ("listGroupClusterBackupSnapshotShardedClusters", _) => {
+            "PaginatedCloudBackupShardedClusterSnapshotView"
+        }
+        ("getGroupClusterBackupSnapshotShardedCluster", _) => "DiskBackupShardedClusterSnapshot",
+        _ => return None,
+    })
+}
 
 /// One served operation.
 pub struct Operation {
@@ -354,10 +392,13 @@ pub fn build() -> Value {
             op.versions
                 .iter()
                 .map(|v| {
-                    (
-                        format!("application/vnd.atlas.{v}+json"),
-                        json!({"schema": {"type": "object"}, "x-xgen-version": v}),
-                    )
+                    let mut media = json!({"schema": {"type": "object"}, "x-xgen-version": v});
+                    if let Some(name) = atlas_schema(op.operation_id, v)
+                        && let Some(m) = media.as_object_mut()
+                    {
+                        m.insert("x-atlas-schema".into(), name.into());
+                    }
+                    (format!("application/vnd.atlas.{v}+json"), media)
                 })
                 .collect()
         };

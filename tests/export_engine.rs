@@ -62,6 +62,21 @@ async fn open_source(path: &FsPath) -> Arc<SnapshotSource> {
     Arc::new(SnapshotSource::open(location).await.unwrap())
 }
 
+/// A generated sample dump of about `bytes` of BSON, and its source.
+async fn generated(bytes: u64, seed: u64) -> (tempfile::TempDir, Arc<SnapshotSource>) {
+    let dump = tempfile::tempdir().unwrap();
+    snapex::snapshot::generate::write_sample_dump(
+        dump.path(),
+        &snapex::snapshot::generate::SampleSpec {
+            target_bytes: bytes,
+            seed,
+        },
+    )
+    .unwrap();
+    let source = open_source(dump.path()).await;
+    (dump, source)
+}
+
 async fn export_to(
     bucket: &Location,
     parts: Vec<(String, Arc<SnapshotSource>)>,
@@ -229,16 +244,7 @@ async fn one_export_suite_passes_on_every_object_store() {
 
 #[tokio::test]
 async fn small_chunk_size_starts_new_files_and_never_splits_a_document() {
-    let dump = tempfile::tempdir().unwrap();
-    snapex::snapshot::generate::write_sample_dump(
-        dump.path(),
-        &snapex::snapshot::generate::SampleSpec {
-            target_bytes: 3_000_000,
-            seed: 7,
-        },
-    )
-    .unwrap();
-    let source = open_source(dump.path()).await;
+    let (dump, source) = generated(3_000_000, 7).await;
     let bucket = support::location("local").unwrap();
     let chunk = 200_000;
     let options = ExportOptions {
@@ -313,16 +319,7 @@ async fn sharded_snapshot_writes_every_shard_and_one_complete() {
 
 #[tokio::test]
 async fn store_failing_mid_upload_names_the_object_and_leaves_no_complete() {
-    let dump = tempfile::tempdir().unwrap();
-    snapex::snapshot::generate::write_sample_dump(
-        dump.path(),
-        &snapex::snapshot::generate::SampleSpec {
-            target_bytes: 30_000_000,
-            seed: 3,
-        },
-    )
-    .unwrap();
-    let source = open_source(dump.path()).await;
+    let (_dump, source) = generated(30_000_000, 3).await;
     for (backend, bucket) in support::test_locations() {
         let faulty = Arc::new(FaultyStore::new(bucket.store.clone()).fail_after_bytes(12_000_000));
         let failing = bucket.with_store(faulty.clone());
@@ -421,16 +418,7 @@ async fn invalid_bson_fails_with_object_and_offset_unless_skipping() {
 
 #[tokio::test]
 async fn cancelling_stops_the_export_without_complete() {
-    let dump = tempfile::tempdir().unwrap();
-    snapex::snapshot::generate::write_sample_dump(
-        dump.path(),
-        &snapex::snapshot::generate::SampleSpec {
-            target_bytes: 20_000_000,
-            seed: 5,
-        },
-    )
-    .unwrap();
-    let source = open_source(dump.path()).await;
+    let (_dump, source) = generated(20_000_000, 5).await;
     let bucket = support::location("local").unwrap();
     let faulty = Arc::new(
         FaultyStore::new(bucket.store.clone())
@@ -484,16 +472,7 @@ async fn cancelling_stops_the_export_without_complete() {
 
 #[tokio::test]
 async fn verify_catches_a_changed_a_truncated_and_a_missing_object() {
-    let dump = tempfile::tempdir().unwrap();
-    snapex::snapshot::generate::write_sample_dump(
-        dump.path(),
-        &snapex::snapshot::generate::SampleSpec {
-            target_bytes: 300_000,
-            seed: 11,
-        },
-    )
-    .unwrap();
-    let source = open_source(dump.path()).await;
+    let (_dump, source) = generated(300_000, 11).await;
     let bucket = support::location("local").unwrap();
     let summary = export_to(
         &bucket,

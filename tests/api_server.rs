@@ -545,6 +545,12 @@ async fn whole_flow(app: TestApp) {
     }
     assert_eq!(last["state"], "Successful", "{last}");
     assert!(last["finishedAt"].is_string());
+    let status = &last["exportStatus"];
+    assert!(status["totalCollections"].as_u64().unwrap() > 0, "{last}");
+    assert_eq!(
+        status["exportedCollections"], status["totalCollections"],
+        "{last}"
+    );
     assert!(
         app.bucket_root
             .join("exports")

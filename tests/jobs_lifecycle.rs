@@ -219,3 +219,209 @@ async fn a_monthly_policy_auto_exports_a_monthly_snapshot_and_not_a_daily_one() 
     let jobs = api.jobs("c1").await;
     assert_eq!(jobs.len(), 1, "{jobs:#?}");
 }
+
+/// moto (`SNAPEX_TEST_S3_ENDPOINT`) accepts unsigned requests: the test reads the emulator's
+/// state with plain HTTP, independently of snapex's S3 client.
+struct Moto {
+    endpoint: String,
+    bucket: String,
+    http: reqwest::Client,
+}
+
+impl Moto {
+    /// A fresh bucket of its own on moto, or `None` when moto is not configured.
+    async fn new() -> Option<Moto> {
+        support::location("s3")?;
+        let endpoint = std::env::var(support::ENV_S3_ENDPOINT).unwrap();
+        let bucket = support::unique_name("jobs").to_lowercase();
+        let http = reqwest::Client::new();
+        let resp = http
+            .put(format!("{endpoint}/{bucket}"))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "create moto bucket: {resp:?}");
+        Some(Moto {
+            endpoint,
+            bucket,
+            http,
+        })
+    }
+
+    async fn get(&self, query: &str) -> String {
+        let resp = self
+            .http
+            .get(format!("{}/{}?{query}", self.endpoint, self.bucket))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{query}: {resp:?}");
+        resp.text().await.unwrap()
+    }
+
+    /// Keys of the multipart uploads in progress (ListMultipartUploads).
+    async fn open_uploads(&self) -> Vec<String> {
+        xml_values(&self.get("uploads").await, "Key")
+    }
+
+    /// Keys of the objects under `prefix` (ListObjectsV2; fewer than 1000 here).
+    async fn keys(&self, prefix: &str) -> Vec<String> {
+        let body = self
+            .get(&format!("list-type=2&max-keys=1000&prefix={prefix}/"))
+            .await;
+        assert!(!body.contains("<IsTruncated>true"), "{body}");
+        xml_values(&body, "Key")
+    }
+}
+
+/// The text of every `<tag>` element (enough for S3's list answers).
+fn xml_values(body: &str, tag: &str) -> Vec<String> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    body.split(&open)
+        .skip(1)
+        .filter_map(|s| s.split_once(&close).map(|(v, _)| v.to_string()))
+        .collect()
+}
+
+/// Cancel mid-export to an S3 bucket (moto): `Cancelled` within 2 s of the request, the open
+/// multipart upload aborted, finished files kept, no `.complete`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_mid_export_stops_within_two_seconds_and_leaves_no_open_upload() {
+    let Some(moto) = Moto::new().await else {
+        return;
+    };
+    let d = Deployment::new(None);
+    // Big enough that a collection's file passes one 8 MiB part and goes multipart.
+    let dump = sample_dump(&d.dir.path().join("dump"), "120MiB", 3);
+    let node = d.start_node("node-a", &[]);
+    let api = d.client(&node).await;
+    let g = api.group_id.clone();
+    api.register_cluster("c1", &["rs0"]).await;
+    let role = api
+        .ok(
+            "POST",
+            &format!("/api/snapex/v1/groups/{g}/accessRoles"),
+            "application/json",
+            Some(json!({
+                "provider": "AWS",
+                "accessKeyId": std::env::var(support::ENV_S3_ACCESS_KEY).unwrap(),
+                "secretAccessKey": std::env::var(support::ENV_S3_SECRET_KEY).unwrap(),
+                "endpoint": moto.endpoint,
+                "region": "us-east-1",
+            })),
+        )
+        .await;
+    let bucket = api
+        .ok(
+            "POST",
+            &format!("/api/atlas/v2/groups/{g}/backup/exportBuckets"),
+            V2023,
+            Some(json!({"cloudProvider": "AWS", "bucketName": moto.bucket, "iamRoleId": role["roleId"]})),
+        )
+        .await;
+    let snap = api.import_snapshot("c1", &["rs0"], &dump, None).await;
+    let job = api
+        .create_export(
+            "c1",
+            snap["id"].as_str().unwrap(),
+            bucket["_id"].as_str().unwrap(),
+        )
+        .await;
+    let id = job["id"].as_str().unwrap().to_string();
+    let prefix = job["prefix"].as_str().unwrap().to_string();
+    // Mid-export: a multipart upload of this job is open on the emulator.
+    wait_until("a multipart upload in progress", LIMIT, || {
+        let moto = &moto;
+        let prefix = prefix.clone();
+        async move {
+            moto.open_uploads()
+                .await
+                .iter()
+                .any(|k| k.starts_with(&prefix))
+        }
+    })
+    .await;
+    assert_eq!(api.job("c1", &id).await["state"], "InProgress");
+    let asked = Instant::now();
+    let answer = api.cancel("c1", &id).await;
+    assert!(
+        ["InProgress", "Cancelled"].contains(&answer["state"].as_str().unwrap()),
+        "{answer}"
+    );
+    let done = api.wait_final("c1", &id, LIMIT).await;
+    let took = asked.elapsed();
+    assert_eq!(done["state"], "Cancelled", "{done}");
+    assert!(
+        took <= Duration::from_secs(2),
+        "cancelled after {took:?}, not within 2 s"
+    );
+    let open = moto.open_uploads().await;
+    assert!(open.is_empty(), "multipart uploads left open: {open:?}");
+    let keys = moto.keys(&prefix).await;
+    assert!(!keys.iter().any(|k| k.ends_with("/.complete")), "{keys:?}");
+    assert!(
+        keys.iter().any(|k| k.ends_with("metadata.json")),
+        "finished files stay: {keys:?}"
+    );
+}
+
+/// An object store that starts failing mid-export: the prefix directory of a FILESYSTEM bucket
+/// is replaced by a regular file once the first collection is written, so every later write
+/// under it fails with ENOTDIR. The job ends `Failed` naming the object and the store's error,
+/// and it is not run again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_failing_mid_export_fails_the_job_once_with_the_object_and_the_error() {
+    let d = Deployment::new(None);
+    let dump = sample_dump(&d.dir.path().join("dump"), "40MiB", 4);
+    let node = d.start_node("node-a", &[]);
+    let api = d.client(&node).await;
+    api.register_cluster("c1", &["rs0"]).await;
+    let bucket = api.filesystem_bucket("failing").await;
+    let snap = api.import_snapshot("c1", &["rs0"], &dump, None).await;
+    let job = api
+        .create_export("c1", snap["id"].as_str().unwrap(), &bucket)
+        .await;
+    let id = job["id"].as_str().unwrap().to_string();
+    let prefix = node
+        .bucket_root
+        .join("failing")
+        .join(job["prefix"].as_str().unwrap());
+    wait_until("the first collection file", LIMIT, || {
+        let prefix = prefix.clone();
+        async move {
+            walk(&prefix)
+                .iter()
+                .any(|p| p.to_string_lossy().ends_with(".json.gz"))
+        }
+    })
+    .await;
+    let moved = prefix.with_extension("moved-away");
+    std::fs::rename(&prefix, &moved).unwrap();
+    std::fs::write(&prefix, b"not a directory").unwrap();
+    let failed = api.wait_final("c1", &id, LIMIT).await;
+    assert_eq!(failed["state"], "Failed", "{failed}");
+    let reason = failed["stateReason"]["message"].as_str().unwrap();
+    assert!(reason.contains("Not a directory"), "{failed}");
+    // the object: a key under the job's prefix, with the replica set named
+    let key_prefix = format!("writing {}/", job["prefix"].as_str().unwrap());
+    assert!(reason.contains(&key_prefix), "{failed}");
+    assert!(reason.contains("replica set rs0"), "{failed}");
+    let v1 = api.job_v1("c1", &id).await;
+    assert_eq!(v1["errMsg"].as_str().unwrap(), reason);
+    assert!(!moved.join(".complete").exists());
+    // No retry: after several polls of the queue the job is still the same failure, and the
+    // node started it once.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let later = api.job("c1", &id).await;
+    assert_eq!(later["state"], "Failed");
+    assert_eq!(later["finishedAt"], failed["finishedAt"]);
+    assert_eq!(later["stateReason"], failed["stateReason"]);
+    let starts = node
+        .log()
+        .lines()
+        .filter(|l| l.contains("export job started") && l.contains(&id))
+        .count();
+    assert_eq!(starts, 1, "{}", node.log());
+    assert_eq!(api.jobs("c1").await.len(), 1);
+}

@@ -136,14 +136,29 @@ impl Deployment {
             .arg(&root)
             .args(extra)
             .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         if let Some(db) = &self.database {
             cmd.arg("--database").arg(db);
         }
         let mut child = cmd.spawn().expect("start snapex serve");
         let stderr = child.stderr.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let out_file = log_path.with_extension("out");
+        // The logs (tracing writes to stdout) go to their own file.
+        std::thread::spawn(move || {
+            let mut log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&out_file)
+                .unwrap();
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = writeln!(log, "{line}");
+            }
+        });
         let (tx, rx) = std::sync::mpsc::channel();
         let log_file = log_path.clone();
         // Keeps draining stderr into the log file for the node's whole life.
@@ -218,8 +233,12 @@ impl Node {
         let _ = self.child.wait();
     }
 
+    /// What the node printed: its banner (stderr) and its logs (stdout), for every start
+    /// of this node id in the deployment.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+        let err = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+        let out = std::fs::read_to_string(self.log_path.with_extension("out")).unwrap_or_default();
+        format!("{err}{out}")
     }
 }
 

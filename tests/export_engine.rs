@@ -525,3 +525,42 @@ async fn verify_catches_a_changed_a_truncated_and_a_missing_object() {
         "{problems}"
     );
 }
+
+#[tokio::test]
+async fn time_series_collections_are_skipped_with_a_manifest_entry() {
+    let archive = fixtures().join("mongorestore/testdata/timeseries_tests/dump.archive");
+    let source = open_source(&archive).await;
+    let bucket = support::location("memory").unwrap();
+    let summary = export_to(
+        &bucket,
+        vec![("rs0".into(), source)],
+        &ExportOptions::default(),
+    )
+    .await
+    .unwrap();
+    let skipped = &summary.replica_sets[0].skipped_collections;
+    assert!(
+        !skipped.is_empty(),
+        "the time-series collection must be reported"
+    );
+    let manifest = get(
+        &bucket.store,
+        &bucket.path(&format!("{}/.manifest.json", prefix())),
+    )
+    .await
+    .unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let listed = manifest["skippedCollections"].as_array().unwrap();
+    assert_eq!(listed.len(), skipped.len());
+    for entry in listed {
+        assert!(
+            entry["reason"].as_str().unwrap().contains("time-series"),
+            "{entry}"
+        );
+        // Nothing of it was written as data.
+        let collection = entry["collection"].as_str().unwrap();
+        let (db, coll) = collection.split_once('.').unwrap();
+        let data = bucket.path(&format!("{}/{db}/{coll}/rs0.0.json.gz", prefix()));
+        assert!(get(&bucket.store, &data).await.is_none(), "{collection}");
+    }
+}

@@ -1,0 +1,246 @@
+//! Several `snapex serve` nodes on one PostgreSQL database (issue 5), each a separate process
+//! so that killing one is a real SIGKILL.
+//!
+//! Every node gets its own FILESYSTEM bucket root, so the files under a prefix tell which node
+//! wrote them: a prefix found under two roots was written by two nodes.
+
+mod jobs_support;
+mod support;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use jobs_support::*;
+use serde_json::Value;
+
+const LIMIT: Duration = Duration::from_secs(180);
+const JOBS: usize = 20;
+const VICTIM: usize = 1;
+
+/// What the sampler saw.
+#[derive(Default)]
+struct Seen {
+    max_exporting: usize,
+    samples: usize,
+    finals: HashMap<String, Value>,
+}
+
+/// Samples the jobs list every ~100 ms through the given nodes in turn until `stop` is set and
+/// every job is final: never more than five replica sets exporting, and a final job never
+/// changes (it ended exactly once).
+async fn sample(apis: Vec<Api>, stop: Arc<AtomicBool>) -> Seen {
+    let start = Instant::now();
+    let mut seen = Seen::default();
+    loop {
+        let api = &apis[seen.samples % apis.len()];
+        let jobs = api.jobs("c1").await;
+        seen.samples += 1;
+        let exporting = exporting_replica_sets(&jobs);
+        assert!(
+            exporting <= 5,
+            "{exporting} replica sets exporting at once: {jobs:#?}"
+        );
+        seen.max_exporting = seen.max_exporting.max(exporting);
+        for j in &jobs {
+            let id = j["id"].as_str().unwrap().to_string();
+            if let Some(first) = seen.finals.get(&id) {
+                assert_eq!(
+                    (&first["state"], &first["finishedAt"], &first["stateReason"]),
+                    (&j["state"], &j["finishedAt"], &j["stateReason"]),
+                    "a final job changed: {j}"
+                );
+            } else if FINAL.contains(&j["state"].as_str().unwrap()) {
+                seen.finals.insert(id, j.clone());
+            }
+        }
+        if stop.load(Ordering::Relaxed) && jobs.len() == JOBS && seen.finals.len() == JOBS {
+            return seen;
+        }
+        assert!(start.elapsed() < LIMIT, "jobs did not finish: {jobs:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Three nodes, twenty jobs created through all of them, one node SIGKILLed while it exports:
+/// every job ends exactly once (`Successful`, or `Failed` as interrupted naming the dead node
+/// for the ones it was running), none is left `Queued`/`InProgress`, no prefix is written by
+/// two nodes, every successful export matches its manifest, and no more than five replica sets
+/// export at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_share_the_queue_and_survive_one_killed_mid_export() {
+    let Some(database) = support::postgres_database().await else {
+        return;
+    };
+    let d = Deployment::new(Some(database));
+    let dump = sample_dump(&d.dir.path().join("dump"), "12MiB", 11);
+    let lease = ["--lease-seconds", "3"];
+    let mut nodes: Vec<Node> = (1..=3)
+        .map(|i| d.start_node(&format!("node-{i}"), &lease))
+        .collect();
+    let mut apis = Vec::new();
+    for n in &nodes {
+        apis.push(d.client(n).await);
+    }
+    let victim_id = nodes[VICTIM].node_id.clone();
+    apis[0].register_cluster("c1", &["rs0"]).await;
+    let bucket = apis[0].filesystem_bucket("shared").await;
+    let mut snapshots = Vec::new();
+    for i in 0..JOBS {
+        let s = apis[i % 3]
+            .import_snapshot("c1", &["rs0"], &dump, None)
+            .await;
+        snapshots.push(s["id"].as_str().unwrap().to_string());
+    }
+
+    // The sampler reads through the nodes that stay up.
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let survivors: Vec<Api> = apis
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != VICTIM)
+            .map(|(_, a)| a.clone())
+            .collect();
+        tokio::spawn(sample(survivors, stop.clone()))
+    };
+    let mut jobs: Vec<(String, String)> = Vec::new(); // (id, prefix)
+    for (i, s) in snapshots.iter().enumerate() {
+        let job = apis[i % 3].create_export("c1", s, &bucket).await;
+        assert_eq!(job["state"], "Queued", "{job}");
+        jobs.push((
+            job["id"].as_str().unwrap().to_string(),
+            job["prefix"].as_str().unwrap().to_string(),
+        ));
+    }
+    let roots: Vec<PathBuf> = nodes.iter().map(|n| n.bucket_root.join("shared")).collect();
+    let in_progress_on = |node: usize| -> Vec<String> {
+        jobs.iter()
+            .filter(|(_, prefix)| {
+                let dir = roots[node].join(prefix);
+                !walk(&dir).is_empty() && !dir.join(".complete").exists()
+            })
+            .map(|(id, _)| id.clone())
+            .collect()
+    };
+
+    // Kill the victim in the middle: some jobs done, and it is writing one.
+    let observer = apis[0].clone();
+    let start = Instant::now();
+    let running_on_victim = loop {
+        let listed = observer.jobs("c1").await;
+        let finished = listed
+            .iter()
+            .filter(|j| FINAL.contains(&j["state"].as_str().unwrap()))
+            .count();
+        let queued = listed.iter().filter(|j| j["state"] == "Queued").count();
+        let running = in_progress_on(VICTIM);
+        if finished >= 3 && queued > 0 && !running.is_empty() {
+            nodes[VICTIM].kill();
+            break in_progress_on(VICTIM);
+        }
+        assert!(
+            start.elapsed() < LIMIT,
+            "the victim never ran a job in the middle of the run: {listed:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!running_on_victim.is_empty());
+    stop.store(true, Ordering::Relaxed);
+    let seen = sampler.await.unwrap();
+    assert_eq!(seen.max_exporting, 5, "the limit was never reached");
+
+    let reader = &apis[0];
+    let listed = reader.jobs("c1").await;
+    assert_eq!(listed.len(), JOBS);
+    let mut failed = Vec::new();
+    for (id, prefix) in &jobs {
+        let job = reader.job("c1", id).await;
+        assert_eq!(&job, &seen.finals[id], "the final state moved");
+        let state = job["state"].as_str().unwrap();
+        let holders: Vec<usize> = (0..3).filter(|&n| roots[n].join(prefix).exists()).collect();
+        let complete: Vec<usize> = (0..3)
+            .filter(|&n| roots[n].join(prefix).join(".complete").exists())
+            .collect();
+        assert!(
+            holders.len() <= 1,
+            "prefix {prefix} written by several nodes: {holders:?}"
+        );
+        match state {
+            "Successful" => {
+                assert!(
+                    !running_on_victim.contains(id),
+                    "job {id} was running on the killed node yet succeeded: {job}"
+                );
+                assert_eq!(complete.len(), 1, "{job}");
+                let dir = roots[complete[0]].join(prefix);
+                let out = Command::new(bin())
+                    .arg("verify")
+                    .arg(format!("file://{}", dir.display()))
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "verify {}: {}{}",
+                    dir.display(),
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            "Failed" => {
+                failed.push(id.clone());
+                let reason = job["stateReason"]["message"].as_str().unwrap();
+                assert!(reason.contains("interrupted"), "{job}");
+                assert!(reason.contains(&victim_id), "{job}");
+                assert!(complete.is_empty(), "{job}");
+                assert!(holders.iter().all(|&n| n == VICTIM), "{job}: {holders:?}");
+                let v1 = reader.job_v1("c1", id).await;
+                assert!(v1["errMsg"].as_str().unwrap().contains(&victim_id), "{v1}");
+            }
+            other => panic!("job {id} ended {other}: {job}"),
+        }
+    }
+    assert!(!failed.is_empty());
+    eprintln!(
+        "{} jobs failed as interrupted on {victim_id} ({} were writing at the kill), {} samples",
+        failed.len(),
+        running_on_victim.len(),
+        seen.samples
+    );
+
+    // Nothing ran twice: every job was started once, by one node, in all the nodes' logs.
+    nodes[VICTIM].kill();
+    let logs: Vec<String> = nodes.iter().map(Node::log).collect();
+    let mut starters: HashMap<&str, HashSet<usize>> = HashMap::new();
+    for (n, log) in logs.iter().enumerate() {
+        for line in log.lines().filter(|l| l.contains("export job started")) {
+            for (id, _) in &jobs {
+                if line.contains(id.as_str()) {
+                    let runs = starters.entry(id.as_str()).or_default();
+                    assert!(runs.insert(n), "job {id} started twice on node {n}");
+                }
+            }
+        }
+    }
+    for (id, _) in &jobs {
+        let runs = starters.get(id.as_str()).map_or(0, HashSet::len);
+        assert_eq!(runs, 1, "job {id} started on {runs} nodes");
+    }
+    // only jobs the killed node had started failed
+    for id in &failed {
+        assert!(
+            starters[id.as_str()].contains(&VICTIM),
+            "job {id} failed but ran elsewhere"
+        );
+    }
+    // the victim did run jobs, and the others did too
+    for n in 0..3 {
+        assert!(
+            starters.values().any(|s| s.contains(&n)),
+            "node {n} ran nothing"
+        );
+    }
+}

@@ -190,14 +190,16 @@ pub(crate) async fn open(location: Location) -> Result<Option<SnapshotSource>, S
 
     // Metadata, fetched a few at a time (object stores) in a stable order.
     let keys: Vec<(String, String)> = entries.keys().cloned().collect();
-    let fetches = keys.iter().map(|key| {
-        let meta = entries[key].metadata.clone();
-        let location = &location;
-        async move {
-            match meta {
-                Some((listed, gzip)) => read_metadata(location, &listed, gzip).await,
-                None => Ok(None),
-            }
+    // Owned inputs: a closure over borrowed items would make `open`'s future not `Send`.
+    let metas: Vec<_> = keys
+        .iter()
+        .map(|key| entries[key].metadata.clone())
+        .collect();
+    let location_ref = &location;
+    let fetches = metas.into_iter().map(move |meta| async move {
+        match meta {
+            Some((listed, gzip)) => read_metadata(location_ref, &listed, gzip).await,
+            None => Ok(None),
         }
     });
     let metadata: Vec<Result<Option<bson::Document>, SourceError>> = futures::stream::iter(fetches)

@@ -187,3 +187,14 @@ impl SnapshotSource {
             .filter(|(_, c)| c.kind == CollectionKind::Collection)
     }
 }
+
+/// Compile-time check: opening a source can run on any tokio worker (`tokio::spawn`), so the
+/// job runner need not pin it to a thread of its own.
+#[cfg(test)]
+mod send_check {
+    #[allow(dead_code)]
+    fn open_is_send(location: crate::storage::Location) {
+        fn assert_send<T: Send>(_: T) {}
+        assert_send(super::SnapshotSource::open(location));
+    }
+}

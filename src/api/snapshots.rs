@@ -7,7 +7,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -58,13 +58,31 @@ struct ImportSnapshot {
     retention_in_days: Option<u32>,
 }
 
+/// `BackupSnapshotRetention` (`retentionUnit` DAYS/WEEKS/MONTHS/YEARS, any case, counted from
+/// the snapshot's `createdAt` as in Atlas) plus our `retentionInDays` (counted from now, as on
+/// import), `expiresAt` and `doNotDelete`. At most one way of setting the expiry per request.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct PatchSnapshot {
     retention_unit: Option<String>,
-    retention_value: Option<u32>,
+    retention_value: Option<i64>,
+    retention_in_days: Option<i64>,
     expires_at: Option<DateTime<Utc>>,
     do_not_delete: Option<bool>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    links: Option<Vec<Value>>,
+}
+
+/// Longest `retentionInDays` accepted (100 years).
+const MAX_RETENTION_DAYS: i64 = 36_500;
+
+fn retention_in_days(field: &str, days: i64) -> Result<DateTime<Utc>, ApiError> {
+    if !(1..=MAX_RETENTION_DAYS).contains(&days) {
+        return Err(invalid(field, "expected 1 to 36500 days"));
+    }
+    super::schedule::add_retention(crate::store::now(), "days", days)
+        .ok_or_else(|| invalid(field, "expected 1 to 36500 days"))
 }
 
 fn invalid(field: &str, description: &str) -> ApiError {
@@ -228,9 +246,10 @@ async fn import(
             "expected ondemand, hourly, daily, weekly, monthly or yearly",
         ));
     }
-    if body.retention_in_days == Some(0) {
-        return Err(invalid("retentionInDays", "must be at least 1"));
-    }
+    let explicit_expiry = body
+        .retention_in_days
+        .map(|d| retention_in_days("retentionInDays", i64::from(d)))
+        .transpose()?;
     let requested: Vec<(String, String)> = body
         .parts
         .iter()
@@ -242,18 +261,35 @@ async fn import(
         .or(taken_at)
         .unwrap_or_else(crate::store::now);
     let mongod_version = parts.iter().find_map(|p| p.mongod_version.clone());
+    // Retention: `retentionInDays` from now; otherwise a scheduled snapshot follows the policy
+    // item of its frequency, from its createdAt (Atlas's rule); otherwise it never expires.
+    let (expires_at, policy_item_id) = match explicit_expiry {
+        Some(at) => (Some(at), None),
+        None if snapshot_type == "scheduled" => {
+            let schedule = state.store.get_backup_schedule(&cluster.id).await?;
+            match schedule
+                .as_ref()
+                .and_then(|s| super::schedule::policy_retention(&s.document, &frequency_type))
+            {
+                Some((item_id, unit, value)) => (
+                    super::schedule::add_retention(created_at, &unit, value),
+                    Some(item_id),
+                ),
+                None => (None, None),
+            }
+        }
+        None => (None, None),
+    };
     let new = NewSnapshot {
         status: "completed".into(),
         snapshot_type,
         frequency_type,
         description: body.description,
         created_at,
-        expires_at: body
-            .retention_in_days
-            .map(|d| crate::store::now() + Duration::days(i64::from(d))),
+        expires_at,
         mongod_version,
         parts,
-        policy_item_id: None,
+        policy_item_id,
         owns_files: false,
     };
     let snapshot = state.store.create_snapshot(&cluster, new).await?;
@@ -531,38 +567,69 @@ async fn patch_one(
         Role::GroupBackupManager,
     )
     .await?;
+    let ways = [
+        body.expires_at.is_some(),
+        body.retention_in_days.is_some(),
+        body.retention_unit.is_some() || body.retention_value.is_some(),
+    ];
+    if ways.iter().filter(|w| **w).count() > 1 {
+        return Err(invalid(
+            "retentionValue",
+            "give one of expiresAt, retentionInDays or retentionUnit with retentionValue",
+        ));
+    }
     let expires_at = match (
         body.retention_unit.as_deref(),
         body.retention_value,
+        body.retention_in_days,
         body.expires_at,
     ) {
-        (_, _, Some(at)) => Some(at),
-        (Some(unit), Some(value), None) => {
-            let days = match unit {
-                "days" => 1,
-                "weeks" => 7,
-                "months" => 31,
-                "years" => 366,
-                _ => {
-                    return Err(invalid(
-                        "retentionUnit",
-                        "expected days, weeks, months or years",
-                    ));
-                }
-            };
-            Some(s.created_at + Duration::days(i64::from(value) * days))
+        (_, _, _, Some(at)) => {
+            if at <= crate::store::now() {
+                return Err(invalid("expiresAt", "must be in the future"));
+            }
+            Some(at)
         }
-        (None, None, None) => None,
+        (_, _, Some(days), None) => Some(retention_in_days("retentionInDays", days)?),
+        (Some(unit), Some(value), None, None) => {
+            if !["days", "weeks", "months", "years"].contains(&unit.to_ascii_lowercase().as_str()) {
+                return Err(ApiError::bad_request(
+                    "INVALID_ENUM_VALUE",
+                    format!("An invalid enumeration value {unit} was specified for retentionUnit: expected one of DAYS, WEEKS, MONTHS, YEARS."),
+                )
+                .with_parameters([unit.to_string(), "retentionUnit".to_string()])
+                .with_field("retentionUnit", "expected one of DAYS, WEEKS, MONTHS, YEARS"));
+            }
+            if !(1..=MAX_RETENTION_DAYS).contains(&value) {
+                return Err(invalid(
+                    "retentionValue",
+                    "must be a positive number of units",
+                ));
+            }
+            Some(
+                super::schedule::add_retention(s.created_at, unit, value)
+                    .ok_or_else(|| invalid("retentionValue", "the expiry date is out of range"))?,
+            )
+        }
+        (None, None, None, None) => None,
+        (Some(_), None, ..) => {
+            return Err(invalid("retentionValue", "required with retentionUnit"));
+        }
         _ => {
-            return Err(invalid(
-                "retentionValue",
-                "retentionUnit and retentionValue go together",
-            ));
+            return Err(invalid("retentionUnit", "required with retentionValue"));
         }
     };
+    // A retention set by hand detaches the snapshot from its policy item, so a later
+    // `updateSnapshots` of the schedule does not undo it.
+    if let Some(at) = expires_at {
+        state
+            .store
+            .set_snapshot_expiry(&cluster.id, &snapshot_id, Some(at), None)
+            .await?;
+    }
     let updated = state
         .store
-        .update_snapshot_retention(&cluster.id, &snapshot_id, expires_at, body.do_not_delete)
+        .update_snapshot_retention(&cluster.id, &snapshot_id, None, body.do_not_delete)
         .await?
         .ok_or_else(|| snapshot_not_found(&snapshot_id, &cluster_name))?;
     Ok(Reply::ok(

@@ -36,7 +36,7 @@ pub struct ServeArgs {
     #[arg(long, env = "SNAPEX_BUCKET_ROOT")]
     pub bucket_root: Option<PathBuf>,
     /// TOML configuration file (keys: listen, bucket_root, database, node_id,
-    /// max_concurrent_replica_sets, lease_seconds, log_format).
+    /// max_concurrent_replica_sets, lease_seconds, retention_interval_seconds, log_format).
     #[arg(long, env = "SNAPEX_CONFIG")]
     pub config: Option<PathBuf>,
     /// This node's name in job leases [default: the host name]. Must be unique per node and
@@ -49,6 +49,9 @@ pub struct ServeArgs {
     /// Seconds a job lease lasts without a heartbeat [default: 30].
     #[arg(long, env = "SNAPEX_LEASE_SECONDS")]
     pub lease_seconds: Option<u64>,
+    /// Seconds between sweeps that delete expired snapshot records [default: 60].
+    #[arg(long, env = "SNAPEX_RETENTION_INTERVAL_SECONDS")]
+    pub retention_interval_seconds: Option<u64>,
     /// Log format: text or json [default: text].
     #[arg(long, env = "SNAPEX_LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -64,6 +67,7 @@ struct FileConfig {
     node_id: Option<String>,
     max_concurrent_replica_sets: Option<u64>,
     lease_seconds: Option<u64>,
+    retention_interval_seconds: Option<u64>,
     log_format: Option<String>,
 }
 
@@ -79,6 +83,8 @@ pub struct ServerConfig {
     pub max_concurrent_replica_sets: u64,
     pub lease: Duration,
     pub heartbeat_every: Duration,
+    /// How often expired snapshot records are deleted (`crate::jobs::retention`).
+    pub retention_interval: Duration,
     pub storage: StorageOptions,
     pub export: crate::export::ExportOptions,
     pub log_format: String,
@@ -98,6 +104,7 @@ impl ServerConfig {
             max_concurrent_replica_sets: 5,
             lease: Duration::from_secs(30),
             heartbeat_every: Duration::from_secs(1),
+            retention_interval: Duration::from_secs(60),
             storage: StorageOptions::default(),
             export: crate::export::ExportOptions::default(),
             log_format: "text".into(),
@@ -137,6 +144,13 @@ impl ServerConfig {
             anyhow::ensure!(v >= 2, "lease_seconds must be at least 2");
             c.lease = Duration::from_secs(v);
         }
+        if let Some(v) = args
+            .retention_interval_seconds
+            .or(file.retention_interval_seconds)
+        {
+            anyhow::ensure!(v >= 1, "retention_interval_seconds must be at least 1");
+            c.retention_interval = Duration::from_secs(v);
+        }
         if let Some(v) = args.log_format.clone().or(file.log_format) {
             anyhow::ensure!(
                 v == "text" || v == "json",
@@ -166,6 +180,10 @@ impl ServerConfig {
                 self.max_concurrent_replica_sets.to_string(),
             ),
             ("lease_seconds".into(), self.lease.as_secs().to_string()),
+            (
+                "retention_interval_seconds".into(),
+                self.retention_interval.as_secs().to_string(),
+            ),
             ("log_format".into(), self.log_format.clone()),
         ]
     }
@@ -180,6 +198,7 @@ pub struct RunningServer {
     shutdown: CancellationToken,
     server: JoinHandle<std::io::Result<()>>,
     runner: JoinHandle<()>,
+    retention: JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -204,6 +223,9 @@ impl RunningServer {
     pub async fn wait(self) -> anyhow::Result<()> {
         let served = self.server.await.context("server task panicked")?;
         self.runner.await.context("job runner panicked")?;
+        self.retention
+            .await
+            .context("snapshot retention task panicked")?;
         self.store.close().await;
         served.context("server failed")
     }
@@ -252,6 +274,11 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         metrics: state.metrics.clone(),
     };
     let runner = tokio::spawn(runner.run(shutdown.clone()));
+    let retention = tokio::spawn(crate::jobs::retention::run(
+        store.clone(),
+        config.retention_interval,
+        shutdown.clone(),
+    ));
 
     let router = crate::api::app(state).layer(tower_http::trace::TraceLayer::new_for_http());
     let stop = shutdown.clone();
@@ -268,6 +295,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         shutdown,
         server,
         runner,
+        retention,
     })
 }
 
@@ -338,6 +366,7 @@ mod tests {
             node_id: None,
             max_concurrent_replica_sets: None,
             lease_seconds: None,
+            retention_interval_seconds: None,
             log_format: None,
         }
     }
@@ -348,6 +377,7 @@ mod tests {
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(c.bucket_root, PathBuf::from("/d/buckets"));
         assert_eq!(c.max_concurrent_replica_sets, 5);
+        assert_eq!(c.retention_interval, Duration::from_secs(60));
         assert!(c.database.is_none());
         let described = c.describe();
         assert!(
@@ -363,7 +393,7 @@ mod tests {
         let file = dir.path().join("snapex.toml");
         std::fs::write(
             &file,
-            "listen = \"127.0.0.1:9999\"\nmax_concurrent_replica_sets = 3\nnode_id = \"from-file\"\n",
+            "listen = \"127.0.0.1:9999\"\nmax_concurrent_replica_sets = 3\nnode_id = \"from-file\"\nretention_interval_seconds = 5\n",
         )
         .unwrap();
         let mut a = args(dir.path(), Some(file.clone()));
@@ -372,6 +402,12 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:9999");
         assert_eq!(c.max_concurrent_replica_sets, 3);
         assert_eq!(c.node_id, "from-flag");
+        assert_eq!(c.retention_interval, Duration::from_secs(5));
+        assert!(
+            c.describe()
+                .iter()
+                .any(|(k, v)| k == "retention_interval_seconds" && v == "5")
+        );
         std::fs::write(&file, "listen = \"127.0.0.1:1\"\nunknown_key = 1\n").unwrap();
         assert!(ServerConfig::resolve(&args(dir.path(), Some(file))).is_err());
     }

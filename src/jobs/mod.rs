@@ -13,9 +13,13 @@
 //!   heartbeat), by a lost lease, or by shutdown (the job then ends `Failed` as interrupted);
 //! - no retry: a failed job stays failed and its partial files stay.
 //!
+//! [`retention`] is the node's other background task: it deletes expired snapshot records.
+//!
 //! Each job runs on a blocking thread of its own driving its replica sets with `block_on`:
 //! the snapshot sources' futures are not `Send`, and a job is long-lived CPU-and-I/O work that
 //! should not share the request runtime's worker threads with the API anyway.
+
+pub mod retention;
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;

@@ -38,7 +38,7 @@ pub use jobs::{
 pub use orgs::{Org, Project};
 pub use roles::{AccessRole, NewAccessRole};
 pub use schedules::BackupSchedule;
-pub use snapshots::{NewSnapshot, Snapshot, SnapshotPart};
+pub use snapshots::{ExpiredSnapshot, NewSnapshot, Snapshot, SnapshotPart};
 
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");

@@ -43,6 +43,15 @@ pub struct Snapshot {
     pub owns_files: bool,
 }
 
+/// A snapshot record that the retention sweep deleted (for its log line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiredSnapshot {
+    pub id: String,
+    pub group_id: String,
+    pub cluster_id: String,
+    pub cluster_name: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct NewSnapshot {
     pub status: String,
@@ -215,5 +224,74 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    /// A cluster's `scheduled` snapshots (whose retention follows the schedule's policy items).
+    pub async fn list_scheduled_snapshots(
+        &self,
+        cluster_id: &str,
+    ) -> Result<Vec<Snapshot>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM snapshots WHERE cluster_id = $1 AND snapshot_type = 'scheduled' \
+             ORDER BY created_at, id"
+        ))
+        .bind(cluster_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(snapshot_from_row).collect()
+    }
+
+    /// Sets a snapshot's expiry and the policy item it follows (`None` clears either).
+    pub async fn set_snapshot_expiry(
+        &self,
+        cluster_id: &str,
+        id: &str,
+        expires_at: Option<DateTime<Utc>>,
+        policy_item_id: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE snapshots SET expires_at = $1, policy_item_id = $2 \
+             WHERE cluster_id = $3 AND id = $4",
+        )
+        .bind(expires_at.map(to_millis))
+        .bind(policy_item_id.map(str::to_string))
+        .bind(cluster_id)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Deletes the records of snapshots expired at `now`, except those marked `doNotDelete` and
+    /// those with a queued or running export job, and returns what it deleted. Only records:
+    /// snapshot files are never touched (imported parts belong to the user).
+    ///
+    /// One conditional statement, so several nodes sweeping one PostgreSQL at once delete each
+    /// record exactly once, and a `doNotDelete` set or an export queued before the statement
+    /// runs is always honoured. `now` is a parameter so tests can sweep "in the future".
+    pub async fn delete_expired_snapshots(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ExpiredSnapshot>, StoreError> {
+        let rows = sqlx::query(
+            "DELETE FROM snapshots WHERE expires_at IS NOT NULL AND expires_at <= $1 \
+             AND do_not_delete = 0 \
+             AND NOT EXISTS (SELECT 1 FROM export_jobs WHERE export_jobs.snapshot_id = snapshots.id \
+                             AND export_jobs.state IN ('Queued', 'InProgress')) \
+             RETURNING id, group_id, cluster_id, cluster_name",
+        )
+        .bind(to_millis(now))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ExpiredSnapshot {
+                    id: row.try_get("id")?,
+                    group_id: row.try_get("group_id")?,
+                    cluster_id: row.try_get("cluster_id")?,
+                    cluster_name: row.try_get("cluster_name")?,
+                })
+            })
+            .collect()
     }
 }

@@ -95,21 +95,6 @@ fn job_json(ctx: &Ctx, job: &ExportJob, sharded: bool, flavor: Flavor) -> Value 
     Value::Object(m)
 }
 
-/// Object-key-safe names for the export prefix: spaces become `_`, unsafe characters go.
-pub fn prefix_segment(name: &str) -> String {
-    name.chars()
-        .filter_map(|c| match c {
-            ' ' => Some('_'),
-            c if c.is_ascii_alphanumeric()
-                || matches!(c, '_' | '-' | '.' | '+' | '!' | '*' | '(' | ')' | '\'') =>
-            {
-                Some(c)
-            }
-            _ => None,
-        })
-        .collect()
-}
-
 fn job_not_found(id: &str) -> ApiError {
     ApiError::not_found(
         "EXPORT_JOB_NOT_FOUND",
@@ -228,12 +213,13 @@ pub async fn create_for(
         .unwrap_or(false);
     let (org_part, project_part) = if use_names {
         (
-            prefix_segment(
+            super::schedule::prefix_segment(
                 org.as_ref()
                     .map(|o| o.name.as_str())
                     .unwrap_or(&project.org_id),
+                &project.org_id,
             ),
-            prefix_segment(&project.name),
+            super::schedule::prefix_segment(&project.name, &project.id),
         )
     } else {
         (project.org_id.clone(), project.id.clone())

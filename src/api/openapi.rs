@@ -38,8 +38,14 @@ fn atlas_schema(operation_id: &str, version: &str) -> Option<&'static str> {
             "getGroupClusterBackupSchedule"
             | "updateGroupClusterBackupSchedule"
             | "deleteGroupClusterBackupSchedule",
-            _,
+            "2023-01-01",
         ) => "DiskBackupSnapshotSchedule",
+        (
+            "getGroupClusterBackupSchedule"
+            | "updateGroupClusterBackupSchedule"
+            | "deleteGroupClusterBackupSchedule",
+            _,
+        ) => "DiskBackupSnapshotSchedule20240805",
         ("listGroupClusterBackupSnapshots", _) => "PaginatedCloudBackupReplicaSetView",
         ("getGroupClusterBackupSnapshot" | "updateGroupClusterBackupSnapshot", _) => {
             "DiskBackupReplicaSet"

@@ -302,9 +302,9 @@ pub fn prefix_segment(name: &str, fallback: &str) -> String {
         .chars()
         .filter_map(|c| match c {
             ' ' => Some('_'),
-            c if c.is_ascii_alphanumeric()
-                || matches!(c, '!' | '-' | '_' | '.' | '\'' | '(' | ')') =>
-            {
+            // Letters and digits of any script are safe in keys (UTF-8); punctuation beyond
+            // AWS's "safe characters" list is dropped.
+            c if c.is_alphanumeric() || matches!(c, '!' | '-' | '_' | '.' | '\'' | '(' | ')') => {
                 Some(c)
             }
             _ => None,
@@ -657,7 +657,7 @@ mod tests {
         assert_eq!(prefix_segment("Acme Corp", "id"), "Acme_Corp");
         assert_eq!(prefix_segment("KS Sandbox/../x?#%", "id"), "KS_Sandbox..x");
         assert_eq!(prefix_segment("a+b*c(d)!'e'-f.g", "id"), "abc(d)!'e'-f.g");
-        assert_eq!(prefix_segment("Équipe Données", "id"), "quipe_Donnes");
+        assert_eq!(prefix_segment("Équipe Données", "id"), "Équipe_Données");
         assert_eq!(prefix_segment("..", "0123"), "0123");
         assert_eq!(prefix_segment("/#?", "0123"), "0123");
         assert_eq!(prefix_segment("", "0123"), "0123");

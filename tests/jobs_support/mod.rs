@@ -418,13 +418,9 @@ impl Api {
                 None,
             )
             .await;
-        let results = page["results"].as_array().unwrap().clone();
-        assert_eq!(
-            page["totalCount"].as_u64().unwrap() as usize,
-            results.len(),
-            "{page}"
-        );
-        results
+        // Only `results`: `totalCount` is a second query, which a job created in between
+        // makes differ from the page.
+        page["results"].as_array().unwrap().clone()
     }
 
     pub async fn cancel(&self, cluster: &str, id: &str) -> Value {

@@ -232,6 +232,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         chunk_size: args.chunk_size,
         compression_level: args.compression_level,
         skip_invalid: args.skip_invalid,
+        worker_nice: 0,
     };
     eprintln!(
         "snapex export: org {} project {} cluster {} snapshot {} format {:?} chunk {} bytes gzip level {}{}",

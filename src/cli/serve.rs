@@ -106,7 +106,11 @@ impl ServerConfig {
             heartbeat_every: Duration::from_secs(1),
             retention_interval: Duration::from_secs(60),
             storage: StorageOptions::default(),
-            export: crate::export::ExportOptions::default(),
+            // Export threads yield the CPU to API requests (see export::workers).
+            export: crate::export::ExportOptions {
+                worker_nice: 10,
+                ..Default::default()
+            },
             log_format: "text".into(),
         }
     }

@@ -20,6 +20,7 @@ pub mod gzip;
 mod replica_set;
 mod upload;
 pub mod verify;
+mod workers;
 
 pub use complete::{COMPLETE_FILE, MANIFEST_FILE, PERMISSION_CHECK_FILE};
 
@@ -33,6 +34,9 @@ pub struct ExportOptions {
     pub compression_level: u32,
     /// Skip (and count) invalid documents instead of failing the export.
     pub skip_invalid: bool,
+    /// Nice value of the export's worker threads: 0 for a one-shot export, higher in a server
+    /// so API requests win the CPU (see [`workers`]).
+    pub worker_nice: i32,
 }
 
 impl Default for ExportOptions {
@@ -42,6 +46,7 @@ impl Default for ExportOptions {
             chunk_size: 128 * 1024 * 1024,
             compression_level: 6,
             skip_invalid: false,
+            worker_nice: 0,
         }
     }
 }

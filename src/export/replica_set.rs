@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::gzip::{self, CompressedBlock, GzipError};
 use super::upload::{Upload, block_on_or_stop};
+use super::workers;
 use super::{
     ExportError, ExportOptions, ExportTarget, ManifestObject, Progress, ReplicaSetSummary,
     SkippedCollection,
@@ -94,7 +95,8 @@ pub(super) async fn run(
     progress.collections_planned(replica_set, planned);
 
     let handle = Handle::current();
-    let (tx, rx) = mpsc::channel(2 * rayon::current_num_threads() + 2);
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let (tx, rx) = mpsc::channel(2 * cores + 2);
     // A failure on either side must stop the other promptly.
     let stop = cancel.child_token();
 
@@ -105,34 +107,38 @@ pub(super) async fn run(
         let stop = stop.clone();
         let replica_set = replica_set.to_string();
         let handle = handle.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut encoder = Encoder {
-                replica_set: &replica_set,
-                collections: &source.collections,
-                options: &options,
-                tx,
-                stop: &stop,
-                progress: progress.as_ref(),
-                open: HashMap::new(),
-                next_file: 0,
-                skipped_invalid: 0,
-                documents: 0,
-                bson_bytes: 0,
-            };
-            let result = source.read(&handle, &mut encoder);
-            if result.is_ok() {
-                // The writer only commits what it got if the reader says it finished.
-                let _ = encoder.tx.blocking_send(Item::Done);
-            } else {
-                stop.cancel();
-            }
-            (
-                result,
-                encoder.skipped_invalid,
-                encoder.documents,
-                encoder.bson_bytes,
-            )
-        })
+        workers::spawn_worker(
+            &format!("snapex-read-{replica_set}"),
+            options.worker_nice,
+            move || {
+                let mut encoder = Encoder {
+                    replica_set: &replica_set,
+                    collections: &source.collections,
+                    options: &options,
+                    tx,
+                    stop: &stop,
+                    progress: progress.as_ref(),
+                    open: HashMap::new(),
+                    next_file: 0,
+                    skipped_invalid: 0,
+                    documents: 0,
+                    bson_bytes: 0,
+                };
+                let result = source.read(&handle, &mut encoder);
+                if result.is_ok() {
+                    // The writer only commits what it got if the reader says it finished.
+                    let _ = encoder.tx.blocking_send(Item::Done);
+                } else {
+                    stop.cancel();
+                }
+                (
+                    result,
+                    encoder.skipped_invalid,
+                    encoder.documents,
+                    encoder.bson_bytes,
+                )
+            },
+        )
     };
     let writer = {
         let bucket = target.bucket.clone();
@@ -141,7 +147,8 @@ pub(super) async fn run(
         let progress = progress.clone();
         let stop = stop.clone();
         let replica_set = replica_set.to_string();
-        tokio::task::spawn_blocking(move || {
+        let nice = options.worker_nice;
+        workers::spawn_worker(&format!("snapex-write-{replica_set}"), nice, move || {
             let result = write_objects(
                 rx,
                 &handle,
@@ -158,10 +165,18 @@ pub(super) async fn run(
             result
         })
     };
+    let thread_error =
+        |what: &str, e: std::io::Error| failed(format!("cannot start the {what} thread: {e}"));
+    let reader = reader.map_err(|e| thread_error("reader", e))?;
+    let writer = writer.map_err(|e| thread_error("writer", e))?;
     let (reader, writer) = tokio::join!(reader, writer);
-    let (read_result, skipped_invalid, documents, bson_bytes) =
-        reader.map_err(|e| failed(format!("reader thread failed: {e}")))?;
-    let written = writer.map_err(|e| failed(format!("writer thread failed: {e}")))?;
+    let lost = |what: &str| failed(format!("the {what} thread stopped unexpectedly (a bug)"));
+    let (read_result, skipped_invalid, documents, bson_bytes) = reader
+        .map_err(|_| lost("reader"))?
+        .map_err(|_| lost("reader"))?;
+    let written = writer
+        .map_err(|_| lost("writer"))?
+        .map_err(|_| lost("writer"))?;
 
     if cancel.is_cancelled() {
         return Err(ExportError::Cancelled);
@@ -283,7 +298,7 @@ impl Encoder<'_> {
         writer.block_bson = 0;
         writer.block_documents = 0;
         let (done, block) = oneshot::channel();
-        rayon::spawn(move || {
+        workers::spawn_compression(self.options.worker_nice, move || {
             let dictionary = dictionary.as_deref().map(Vec::as_slice).unwrap_or(&[]);
             let _ = done.send(gzip::compress_block(&data, dictionary, level));
         });

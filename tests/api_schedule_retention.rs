@@ -38,8 +38,7 @@ struct Prop {
 }
 
 fn spec_text() -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/atlas-api/atlas-openapi-backup-export.yaml");
+    let path = support::shared_data().join("atlas-api/atlas-openapi-backup-export.yaml");
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -236,8 +235,8 @@ impl Default for Setup {
 
 /// A copy of the mongo-tools dump fixture in `dir`, so a test can see that its files survive.
 fn copy_dump(dir: &Path) -> PathBuf {
-    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/mongodump/mongo-tools/mongorestore/testdata/indexmetadata");
+    let src =
+        support::shared_data().join("mongodump/mongo-tools/mongorestore/testdata/indexmetadata");
     let dst = dir.join("dump");
     copy_tree(&src, &dst);
     dst.canonicalize().unwrap()

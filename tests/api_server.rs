@@ -34,8 +34,7 @@ struct Prop {
 }
 
 fn spec_text() -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/atlas-api/atlas-openapi-backup-export.yaml");
+    let path = support::shared_data().join("atlas-api/atlas-openapi-backup-export.yaml");
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -208,8 +207,8 @@ struct TestApp {
 }
 
 fn fixture_dump() -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/mongodump/mongo-tools/mongorestore/testdata/indexmetadata")
+    let p = support::shared_data()
+        .join("mongodump/mongo-tools/mongorestore/testdata/indexmetadata")
         .canonicalize()
         .expect("mongo-tools fixtures are in shared/data");
     p.display().to_string()

@@ -22,7 +22,15 @@ use snapex::extjson::{Format, write_document};
 fn corpus_dir() -> PathBuf {
     match std::env::var_os("SNAPEX_SHARED_DATA") {
         Some(dir) => PathBuf::from(dir).join("bson-corpus"),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/bson-corpus"),
+        None => {
+            let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+            let base = if beside.exists() {
+                beside
+            } else {
+                PathBuf::from("/work/shared/data")
+            };
+            base.join("bson-corpus")
+        }
     }
 }
 

@@ -11,8 +11,8 @@ fn snapex() -> Command {
 }
 
 fn fixture(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/mongodump/mongo-tools")
+    support::shared_data()
+        .join("mongodump/mongo-tools")
         .join(path)
 }
 

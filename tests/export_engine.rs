@@ -20,17 +20,8 @@ use snapex::storage::faulty::FaultyStore;
 use snapex::storage::{self, Location, StorageOptions};
 use tokio_util::sync::CancellationToken;
 
-const FIXTURES: &str = "/work/shared/data/mongodump/mongo-tools";
-
 fn fixtures() -> PathBuf {
-    // The fixtures live beside the project; CI runs on the same machine layout.
-    let beside =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mongodump/mongo-tools");
-    if beside.exists() {
-        beside
-    } else {
-        PathBuf::from(FIXTURES)
-    }
+    support::shared_data().join("mongodump/mongo-tools")
 }
 
 fn complete_info() -> CompleteInfo {

@@ -18,7 +18,7 @@ use snapex::storage::{self, StorageOptions};
 use tokio_util::sync::CancellationToken;
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mongodump/mongo-tools")
+    support::shared_data().join("mongodump/mongo-tools")
 }
 
 /// Per-namespace SHA-256 of the source documents, in order, as the snapshot reader yields them.

@@ -14,7 +14,14 @@ use snapex::extjson::{Format, write_document};
 fn shared_data() -> PathBuf {
     match std::env::var_os("SNAPEX_SHARED_DATA") {
         Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"),
+        None => {
+            let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+            if beside.exists() {
+                beside
+            } else {
+                PathBuf::from("/work/shared/data")
+            }
+        }
     }
 }
 

@@ -14,8 +14,18 @@ use snapex::snapshot::{CollectionKind, SnapshotSource, SourceError, SourceFormat
 use snapex::storage::{Location, StorageOptions};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/mongodump/mongo-tools")
+    let data = match std::env::var_os("SNAPEX_SHARED_DATA") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+            if beside.exists() {
+                beside
+            } else {
+                PathBuf::from("/work/shared/data")
+            }
+        }
+    };
+    data.join("mongodump/mongo-tools")
         .canonicalize()
         .expect("mongo-tools fixtures are in shared/data")
 }

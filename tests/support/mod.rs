@@ -264,3 +264,17 @@ pub fn reader(name: &str) -> PathBuf {
         .join("tests/readers")
         .join(name)
 }
+
+/// The shared test data (`mongodump/`, `bson-corpus/`, `atlas-api/`): `SNAPEX_SHARED_DATA`, else
+/// `../shared/data` beside the checkout, else the workplace's `/work/shared/data` (a CI clone may
+/// live anywhere).
+pub fn shared_data() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SNAPEX_SHARED_DATA") {
+        return PathBuf::from(dir);
+    }
+    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    if beside.exists() {
+        return beside;
+    }
+    PathBuf::from("/work/shared/data")
+}

@@ -57,7 +57,7 @@ async fn sample_until_final(api: &Api, cluster: &str, expected: usize) -> (usize
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seven_jobs_never_export_more_than_five_replica_sets_at_once() {
     let d = Deployment::new(None);
-    let dump = sample_dump(&d.dir.path().join("dump"), "16MiB", 7);
+    let dump = sample_dump(&d.path().join("dump"), "16MiB", 7);
     let node = d.start_node("node-a", &[]);
     let api = d.client(&node).await;
     api.register_cluster("c1", &["rs0"]).await;
@@ -99,7 +99,7 @@ async fn seven_jobs_never_export_more_than_five_replica_sets_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_fails_the_running_job_as_interrupted_and_runs_the_queue() {
     let d = Deployment::new(None);
-    let dump = sample_dump(&d.dir.path().join("dump"), "40MiB", 2);
+    let dump = sample_dump(&d.path().join("dump"), "40MiB", 2);
     // One replica set at a time: the first job runs, the other two wait.
     let flags = ["--max-concurrent-replica-sets", "1", "--lease-seconds", "3"];
     let mut node = d.start_node("node-a", &flags);
@@ -174,7 +174,7 @@ async fn a_killed_server_fails_the_running_job_as_interrupted_and_runs_the_queue
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_monthly_policy_auto_exports_a_monthly_snapshot_and_not_a_daily_one() {
     let d = Deployment::new(None);
-    let dump = sample_dump(&d.dir.path().join("dump"), "1MiB", 5);
+    let dump = sample_dump(&d.path().join("dump"), "1MiB", 5);
     let node = d.start_node("node-a", &[]);
     let api = d.client(&node).await;
     let g = api.group_id.clone();
@@ -313,7 +313,7 @@ async fn cancel_mid_export(check_uploads: bool) {
     };
     let d = Deployment::new(None);
     // Big enough that a collection's file passes one 8 MiB part and goes multipart.
-    let dump = sample_dump(&d.dir.path().join("dump"), "120MiB", 3);
+    let dump = sample_dump(&d.path().join("dump"), "120MiB", 3);
     let node = d.start_node("node-a", &[]);
     let api = d.client(&node).await;
     let g = api.group_id.clone();
@@ -395,7 +395,7 @@ async fn cancel_mid_export(check_uploads: bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_failing_mid_export_fails_the_job_once_with_the_object_and_the_error() {
     let d = Deployment::new(None);
-    let dump = sample_dump(&d.dir.path().join("dump"), "40MiB", 4);
+    let dump = sample_dump(&d.path().join("dump"), "40MiB", 4);
     let node = d.start_node("node-a", &[]);
     let api = d.client(&node).await;
     api.register_cluster("c1", &["rs0"]).await;

@@ -94,8 +94,11 @@ async fn three_nodes_one_killed(enforce_limit: bool) {
         return;
     };
     let d = Deployment::new(Some(database));
-    let dump = sample_dump(&d.dir.path().join("dump"), "12MiB", 11);
-    let lease = ["--lease-seconds", "3"];
+    let dump = sample_dump(&d.path().join("dump"), "12MiB", 11);
+    // Short, so the dead node's jobs fail within seconds; not 3: once, with 3 s, a live node's
+    // heartbeat (every second) came more than 2 s late on this loaded 2-core machine and its
+    // running job was failed as interrupted.
+    let lease = ["--lease-seconds", "5"];
     let mut nodes: Vec<Node> = (1..=3)
         .map(|i| d.start_node(&format!("node-{i}"), &lease))
         .collect();

@@ -64,7 +64,8 @@ pub fn sample_dump(dir: &Path, size: &str, seed: u64) -> String {
 /// The data directory (secret key, SQLite unless `database`), an org, a project and the
 /// service account's credentials, made with the admin commands before any node starts.
 pub struct Deployment {
-    pub dir: tempfile::TempDir,
+    /// Kept (not deleted) when the test fails, for its node logs and buckets.
+    dir: Option<tempfile::TempDir>,
     pub database: Option<String>,
     pub org_id: String,
     pub group_id: String,
@@ -108,25 +109,30 @@ impl Deployment {
             group_id,
             client_id: sa["clientId"].as_str().unwrap().to_string(),
             client_secret: sa["clientSecret"].as_str().unwrap().to_string(),
-            dir,
+            dir: Some(dir),
         }
     }
 
+    /// The deployment's directory: data dir, bucket roots, node logs.
+    pub fn path(&self) -> &Path {
+        self.dir.as_ref().unwrap().path()
+    }
+
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.path().join("data")
     }
 
     /// The bucket root of node `node_id` (each node gets its own, so that the files a node
     /// wrote can be told apart from another's).
     pub fn bucket_root(&self, node_id: &str) -> PathBuf {
-        self.dir.path().join(format!("buckets-{node_id}"))
+        self.path().join(format!("buckets-{node_id}"))
     }
 
     /// Starts `snapex serve` as `node_id` with extra flags.
     pub fn start_node(&self, node_id: &str, extra: &[&str]) -> Node {
         let root = self.bucket_root(node_id);
         std::fs::create_dir_all(&root).unwrap();
-        let log_path = self.dir.path().join(format!("{node_id}.log"));
+        let log_path = self.path().join(format!("{node_id}.log"));
         let mut cmd = Command::new(bin());
         cmd.arg("serve")
             .arg("--data-dir")
@@ -213,6 +219,16 @@ impl Deployment {
             base: Arc::new(Mutex::new(node.url.clone())),
             token: body["access_token"].as_str().unwrap().to_string(),
             group_id: self.group_id.clone(),
+        }
+    }
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        if std::thread::panicking()
+            && let Some(dir) = self.dir.take()
+        {
+            eprintln!("note: kept {} for inspection", dir.keep().display());
         }
     }
 }

@@ -78,7 +78,7 @@ async fn three_nodes_share_the_queue_and_survive_one_killed_mid_export() {
 /// The same run, also asserting on every sample that the API never shows more than five
 /// replica sets exporting.
 ///
-/// Fails intermittently (about one run in six here): `Runner::export` (src/jobs/mod.rs) marks
+/// Fails intermittently (1 of about 20 runs here): `Runner::export` (src/jobs/mod.rs) marks
 /// a job's parts `Done` with `Store::finish_part` before `run_job` records the job's end with
 /// `Store::finish_job`, in separate statements; `Store::admit_next_job` counts only `Running`
 /// parts, so in between another node admits a new job while the finished one still shows

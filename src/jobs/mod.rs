@@ -166,8 +166,12 @@ impl Runner {
         stop_heartbeat.cancel();
         let _ = heartbeat.await;
         flush_progress(&self.store, &job.id, &progress).await;
+        let mut summaries = Vec::new();
         let (state, reason) = match outcome {
-            Ok(()) => (JobState::Successful, None),
+            Ok(done) => {
+                summaries = done;
+                (JobState::Successful, None)
+            }
             Err(JobFailure::Export(ExportError::Cancelled)) | Err(JobFailure::Cancelled)
                 if cancel_requested.load(Ordering::Relaxed) =>
             {
@@ -197,7 +201,12 @@ impl Runner {
                 }),
             ),
         };
-        match self.store.finish_job(&job.id, state, reason.as_ref()).await {
+        let recorded = if state == JobState::Successful {
+            self.store.complete_job(&job.id, &summaries).await
+        } else {
+            self.store.finish_job(&job.id, state, reason.as_ref()).await
+        };
+        match recorded {
             Ok(true) => {
                 self.metrics.jobs_finished.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(job_id = %job.id, state = state.as_str(), reason = ?reason.as_ref().map(|r| &r.message), "export job finished");
@@ -212,13 +221,14 @@ impl Runner {
         self.wakeup.notify_one();
     }
 
-    /// Runs every replica set of the job at once, then writes the manifest and `.complete`.
+    /// Runs every replica set of the job at once, then writes the manifest and `.complete`;
+    /// returns each replica set's summary as JSON, for the job's record.
     async fn export(
         &self,
         job: &ExportJob,
         progress: Arc<JobProgress>,
         cancel: CancellationToken,
-    ) -> Result<(), JobFailure> {
+    ) -> Result<Vec<(String, String)>, JobFailure> {
         let store = &self.store;
         let missing = |what: &str| JobFailure::Setup(format!("{what} no longer exists"));
         let project = store
@@ -339,13 +349,16 @@ impl Runner {
         })
         .await
         .map_err(|e| JobFailure::Setup(format!("export task failed: {e}")))??;
-        for summary in &summaries {
-            let json = serde_json::to_string(summary).unwrap_or_default();
-            store
-                .finish_part(&job.id, &summary.replica_set, &self.config.node_id, &json)
-                .await?;
-        }
-        Ok(())
+        // Recorded with the job's end, in one transaction (Store::complete_job).
+        Ok(summaries
+            .iter()
+            .map(|s| {
+                (
+                    s.replica_set.clone(),
+                    serde_json::to_string(s).unwrap_or_default(),
+                )
+            })
+            .collect())
     }
 }
 

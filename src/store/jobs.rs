@@ -533,6 +533,44 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Ends an in-progress job `Successful` and records its replica sets' summaries (JSON) in
+    /// one transaction. Done parts no longer count as exporting, so if they were marked done
+    /// before the job ended, another node could admit a job in between and a reader would see
+    /// six jobs `InProgress`. Returns false when another node already decided the job.
+    pub async fn complete_job(
+        &self,
+        job_id: &str,
+        summaries: &[(String, String)],
+    ) -> Result<bool, StoreError> {
+        let t = to_millis(now());
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE export_jobs SET state = 'Successful', finished_at = $1, updated_at = $1, \
+             state_reason_code = NULL, state_reason_message = NULL WHERE id = $2 AND state = 'InProgress'",
+        )
+        .bind(t)
+        .bind(job_id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        for (replica_set, summary) in summaries {
+            sqlx::query(
+                "UPDATE export_job_parts SET state = 'Done', summary = $1, lease_owner = NULL \
+                 WHERE job_id = $2 AND replica_set_name = $3",
+            )
+            .bind(summary)
+            .bind(job_id)
+            .bind(replica_set)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Ends an in-progress job (`Successful`, `Failed` or `Cancelled`); parts not done take the
     /// matching end state. Conditional on the job still being `InProgress`: returns false when
     /// another node already decided (e.g. failed it as interrupted).

@@ -302,7 +302,6 @@ async fn cancel_mid_export_stops_within_two_seconds_and_writes_no_complete() {
 /// wins, the `WriteMultipart` is dropped without `abort()`, and the caller no longer has the
 /// upload to abort.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a cancel that lands while Upload::finish completes a multipart upload drops it without aborting"]
 async fn cancel_mid_export_leaves_no_multipart_upload_open() {
     cancel_mid_export(true).await;
 }

@@ -9,6 +9,8 @@
 //! Use from a test file with `mod support;`.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod spec_schema;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

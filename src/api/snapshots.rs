@@ -452,17 +452,7 @@ async fn list(
     ctx: Ctx,
     Path((group_id, cluster_name)): Path<(String, String)>,
 ) -> Result<Reply, ApiError> {
-    let served = ctx.version(ONLY_2023)?;
-    let (_, cluster) = super::cluster_for(
-        &state,
-        &principal,
-        &group_id,
-        &cluster_name,
-        Role::GroupReadOnly,
-    )
-    .await?;
-    let body = list_of(&state, &ctx, &cluster, false).await?;
-    Ok(Reply::ok(served, ctx.query.format, body))
+    list_reply(&state, &principal, ctx, &group_id, &cluster_name, false).await
 }
 
 async fn list_sharded(
@@ -471,16 +461,28 @@ async fn list_sharded(
     ctx: Ctx,
     Path((group_id, cluster_name)): Path<(String, String)>,
 ) -> Result<Reply, ApiError> {
+    list_reply(&state, &principal, ctx, &group_id, &cluster_name, true).await
+}
+
+/// The replica-set and sharded lists differ only in the shape of their items.
+async fn list_reply(
+    state: &AppState,
+    principal: &Principal,
+    ctx: Ctx,
+    group_id: &str,
+    cluster_name: &str,
+    sharded: bool,
+) -> Result<Reply, ApiError> {
     let served = ctx.version(ONLY_2023)?;
     let (_, cluster) = super::cluster_for(
-        &state,
-        &principal,
-        &group_id,
-        &cluster_name,
+        state,
+        principal,
+        group_id,
+        cluster_name,
         Role::GroupReadOnly,
     )
     .await?;
-    let body = list_of(&state, &ctx, &cluster, true).await?;
+    let body = list_of(state, &ctx, &cluster, sharded).await?;
     Ok(Reply::ok(served, ctx.query.format, body))
 }
 

@@ -6,17 +6,28 @@
 //! - [`storage`]: storage URLs (`file://`, `s3://`, `az://`, `gs://`, `memory://`) → `object_store`;
 //! - [`export`]: the export pipeline that writes Atlas's bucket layout, and `verify`;
 //! - [`store`]: the metadata store (SQLite or PostgreSQL);
-//! - [`auth`]: HTTP Digest with API keys, OAuth client credentials, secrets at rest;
-//! - [`api`]: the Atlas-compatible Admin API and the snapex extensions, one file per resource;
-//! - [`jobs`]: the export job engine (admission, leases, cancellation);
-//! - [`cli`]: the command line.
+//! - [`auth`]: API keys and service accounts, Digest and OAuth verification, roles, secrets at rest;
+//! - [`metrics`]: the process's counters in the Prometheus text format;
+//! - [`service`]: the product's rules, once, as typed functions (buckets, access roles, export
+//!   jobs, snapshots, schedules) and the deployment's configuration;
+//! - [`jobs`]: the export job engine (admission, leases, cancellation), on the service layer;
+//! - [`api`]: front end: the Atlas-compatible Admin API and the snapex extensions, one file per
+//!   resource, mapping the service errors to Atlas's error body in one place;
+//! - [`cli`]: front end: the command line (`serve`, `export`, `verify`, the admin commands).
+//!
+//! Layers, top to bottom: `api`, `cli` → `jobs` → `service` → `export`, `snapshot`, `store`,
+//! `storage`, `auth`, `extjson`, `metrics`. No module imports one above it: nothing below the
+//! front ends names `api`, `cli` or an axum type.
 
 pub mod api;
 pub mod auth;
 pub mod cli;
+pub mod errors;
 pub mod export;
 pub mod extjson;
 pub mod jobs;
+pub mod metrics;
+pub mod service;
 pub mod snapshot;
 pub mod storage;
 pub mod store;

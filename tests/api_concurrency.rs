@@ -520,7 +520,7 @@ fn check_final(what: &str, created: &[(String, String)], listed: &[(String, Stri
 async fn start_server(dir: &tempfile::TempDir) -> RunningServer {
     let mut config = ServerConfig::for_data_dir(dir.path());
     config.listen = "127.0.0.1:0".parse().unwrap();
-    config.node_id = format!("load-{}", snapex::store::new_id());
+    config.deployment.node_id = format!("load-{}", snapex::store::new_id());
     // The default: SQLite in the data directory.
     assert!(config.database.is_none());
     start(config).await.unwrap()

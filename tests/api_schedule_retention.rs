@@ -102,11 +102,11 @@ impl TestApp {
         let mut config = ServerConfig::for_data_dir(dir.path());
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.database = setup.database;
-        config.node_id = format!("test-{}", snapex::store::new_id());
-        config.max_concurrent_replica_sets = setup.max_concurrent_replica_sets;
-        config.retention_interval = setup.retention_interval;
+        config.deployment.node_id = format!("test-{}", snapex::store::new_id());
+        config.deployment.max_concurrent_replica_sets = setup.max_concurrent_replica_sets;
+        config.deployment.retention_interval = setup.retention_interval;
         let bucket_root = dir.path().join("buckets");
-        config.bucket_root = bucket_root.clone();
+        config.deployment.bucket_root = bucket_root.clone();
         let server = start(config).await.unwrap();
         let org = server.store.create_org(setup.org).await.unwrap();
         let project = server

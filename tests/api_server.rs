@@ -52,11 +52,11 @@ impl TestApp {
         let mut config = ServerConfig::for_data_dir(dir.path());
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.database = database;
-        config.node_id = node_id
+        config.deployment.node_id = node_id
             .map(str::to_string)
             .unwrap_or_else(|| format!("test-{}", snapex::store::new_id()));
         let bucket_root = dir.path().join("buckets");
-        config.bucket_root = bucket_root.clone();
+        config.deployment.bucket_root = bucket_root.clone();
         let server = start(config).await.unwrap();
         let org = match server.store.list_orgs().await.unwrap().into_iter().next() {
             Some(org) => org,
@@ -702,7 +702,7 @@ async fn a_version_past_its_sunset_is_gone() {
         .issue_token(&sa.client_id, &sa.client_secret)
         .await
         .unwrap();
-    let mut config = snapex::api::ApiConfig::new(dir.path().join("buckets"));
+    let mut config = snapex::service::DeploymentConfig::new(dir.path().join("buckets"));
     config.today_override = chrono::NaiveDate::from_ymd_opt(2027, 7, 1);
     let app = snapex::api::app(snapex::api::AppState::new(store, auth, config));
     let req = |accept: &str| {
@@ -772,7 +772,7 @@ async fn a_restarted_node_fails_its_interrupted_job_and_runs_the_queue() {
             .create_export_bucket(
                 &p.id,
                 NewExportBucket {
-                    cloud_provider: "FILESYSTEM".into(),
+                    cloud_provider: snapex::store::CloudProvider::Filesystem,
                     bucket_name: "b".into(),
                     role_id: None,
                     service_url: None,
@@ -788,9 +788,9 @@ async fn a_restarted_node_fails_its_interrupted_job_and_runs_the_queue() {
                 .create_snapshot(
                     &c,
                     NewSnapshot {
-                        status: "completed".into(),
-                        snapshot_type: "onDemand".into(),
-                        frequency_type: "ondemand".into(),
+                        status: snapex::store::SnapshotStatus::Completed,
+                        snapshot_type: snapex::store::SnapshotType::OnDemand,
+                        frequency_type: snapex::store::FrequencyType::OnDemand,
                         description: None,
                         created_at: now(),
                         expires_at: None,

@@ -96,9 +96,9 @@ async fn snapshot(store: &Store, c: &snapex::store::Cluster) -> snapex::store::S
         .create_snapshot(
             c,
             NewSnapshot {
-                status: "completed".into(),
-                snapshot_type: "onDemand".into(),
-                frequency_type: "ondemand".into(),
+                status: snapex::store::SnapshotStatus::Completed,
+                snapshot_type: snapex::store::SnapshotType::OnDemand,
+                frequency_type: snapex::store::FrequencyType::OnDemand,
                 description: None,
                 created_at: snapex::store::now(),
                 expires_at: None,
@@ -420,7 +420,7 @@ async fn backup_schedule_upsert_and_policy_lookup(store: &Store) {
         .create_export_bucket(
             &g,
             NewExportBucket {
-                cloud_provider: "FILESYSTEM".into(),
+                cloud_provider: snapex::store::CloudProvider::Filesystem,
                 bucket_name: "b".into(),
                 role_id: None,
                 service_url: None,

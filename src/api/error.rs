@@ -147,3 +147,213 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The service errors as Atlas errors: the one place where a rule's refusal gets its status,
+// `errorCode`, message and `parameters` (PRODUCT.md §4, §5). Unexpected failures (the store,
+// a corrupt record) are logged with their whole chain and answered 500 without detail.
+
+use crate::service::Invalid;
+use crate::service::access_roles::AccessRoleError;
+use crate::service::buckets::BucketError;
+use crate::service::export_jobs::ExportJobError;
+use crate::service::schedules::ScheduleError;
+use crate::service::snapshots::SnapshotError;
+use crate::store::StoreError;
+
+use crate::errors::chain as error_chain;
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::internal(error_chain(&e))
+    }
+}
+
+impl From<Invalid> for ApiError {
+    fn from(e: Invalid) -> Self {
+        match e {
+            Invalid::Attribute { field, description } => ApiError::bad_request(
+                "INVALID_ATTRIBUTE",
+                format!("Invalid attribute {field} specified: {description}."),
+            )
+            .with_parameters([field.clone()])
+            .with_field(field, description),
+            Invalid::Enum {
+                field,
+                value,
+                allowed,
+            } => {
+                let description = format!("expected one of {allowed}");
+                ApiError::bad_request(
+                    "INVALID_ENUM_VALUE",
+                    format!(
+                        "An invalid enumeration value {value} was specified for {field}: {description}."
+                    ),
+                )
+                .with_parameters([value, field.clone()])
+                .with_field(field, description)
+            }
+            Invalid::Id { field, value } => ApiError::bad_request(
+                "INVALID_PATH_PARAMETER",
+                format!("Invalid {field} {value}: expected a 24-hexadecimal character string."),
+            )
+            .with_parameters([field.clone(), value])
+            .with_field(field, "expected a 24-hexadecimal character string"),
+            Invalid::Missing { field, why } => ApiError::bad_request(
+                "MISSING_ATTRIBUTE",
+                format!("The required attribute {field} was not specified: {why}."),
+            )
+            .with_parameters([field.clone()])
+            .with_field(field, format!("required {why}")),
+        }
+    }
+}
+
+fn bucket_not_found(bucket_id: String) -> ApiError {
+    ApiError::not_found(
+        "EXPORT_BUCKET_NOT_FOUND",
+        format!("No export bucket with ID {bucket_id} exists."),
+    )
+    .with_parameters([bucket_id])
+}
+
+fn snapshot_not_found(snapshot_id: String, cluster_name: String) -> ApiError {
+    ApiError::not_found(
+        "SNAPSHOT_NOT_FOUND",
+        format!("No snapshot with ID {snapshot_id} exists in cluster {cluster_name}."),
+    )
+    .with_parameters([snapshot_id, cluster_name])
+}
+
+impl From<AccessRoleError> for ApiError {
+    fn from(e: AccessRoleError) -> Self {
+        match e {
+            AccessRoleError::Invalid(invalid) => invalid.into(),
+            other => ApiError::internal(error_chain(&other)),
+        }
+    }
+}
+
+impl From<BucketError> for ApiError {
+    fn from(e: BucketError) -> Self {
+        match e {
+            BucketError::Invalid(invalid) => invalid.into(),
+            BucketError::RoleNotFound { role_id, group_id } => ApiError::not_found(
+                "CLOUD_PROVIDER_ACCESS_ROLE_NOT_FOUND",
+                format!("No access role with ID {role_id} exists in group {group_id}."),
+            )
+            .with_parameters([role_id, group_id]),
+            BucketError::NotFound { bucket_id } => bucket_not_found(bucket_id),
+            BucketError::PermissionCheckFailed {
+                bucket_name,
+                source,
+            } => ApiError::bad_request(
+                "EXPORT_BUCKET_PERMISSION_CHECK_FAILED",
+                format!(
+                    "Cannot write {} to bucket {bucket_name}: {}.",
+                    crate::export::PERMISSION_CHECK_FILE,
+                    error_chain(&source)
+                ),
+            )
+            .with_parameters([bucket_name]),
+            BucketError::InUse { bucket_id } => ApiError::bad_request(
+                "EXPORT_BUCKET_DELETE_FAILED",
+                format!(
+                    "Export bucket {bucket_id} is used by an active export job or an auto-export policy."
+                ),
+            )
+            .with_parameters([bucket_id]),
+            BucketError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<ExportJobError> for ApiError {
+    fn from(e: ExportJobError) -> Self {
+        match e {
+            ExportJobError::Invalid(invalid) => invalid.into(),
+            ExportJobError::SnapshotNotFound {
+                snapshot_id,
+                cluster_name,
+            } => snapshot_not_found(snapshot_id, cluster_name),
+            ExportJobError::BucketNotFound { bucket_id } => bucket_not_found(bucket_id),
+            ExportJobError::FallbackSnapshot { snapshot_id } => ApiError::bad_request(
+                "CANNOT_EXPORT_FALLBACK_SNAPSHOT",
+                format!("Snapshot {snapshot_id} is a fallback snapshot and cannot be exported."),
+            )
+            .with_parameters([snapshot_id]),
+            ExportJobError::IncompleteSnapshot {
+                snapshot_id,
+                status,
+            } => ApiError::bad_request(
+                "CANNOT_EXPORT_INCOMPLETE_SNAPSHOT",
+                format!("Snapshot {snapshot_id} is {status}, not completed."),
+            )
+            .with_parameters([snapshot_id]),
+            ExportJobError::AlreadyActive { snapshot_id } => ApiError::new(
+                StatusCode::CONFLICT,
+                "SNAPSHOT_EXPORT_ALREADY_ACTIVE",
+                format!(
+                    "Snapshot {snapshot_id} already has an export job that is queued or in progress."
+                ),
+            )
+            .with_parameters([snapshot_id]),
+            ExportJobError::JobNotFound { job_id } => ApiError::not_found(
+                "EXPORT_JOB_NOT_FOUND",
+                format!("No export job with ID {job_id} exists."),
+            )
+            .with_parameters([job_id]),
+            ExportJobError::Schedule(e) => e.into(),
+            ExportJobError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<SnapshotError> for ApiError {
+    fn from(e: SnapshotError) -> Self {
+        match e {
+            SnapshotError::Invalid(invalid) => invalid.into(),
+            SnapshotError::PartUrl { field, source } => {
+                Invalid::attribute(field, source.to_string()).into()
+            }
+            SnapshotError::SourceUnreadable {
+                replica_set,
+                url,
+                field,
+                source,
+            } => {
+                let cause = source.to_string();
+                ApiError::bad_request(
+                    "SNAPSHOT_SOURCE_UNREADABLE",
+                    format!("Cannot read the snapshot part of replica set {replica_set}: {cause}."),
+                )
+                .with_parameters([replica_set, url])
+                .with_field(field, cause)
+            }
+            SnapshotError::NotFound {
+                snapshot_id,
+                cluster_name,
+            } => snapshot_not_found(snapshot_id, cluster_name),
+            SnapshotError::DoNotDelete { snapshot_id } => ApiError::bad_request(
+                "SNAPSHOT_DO_NOT_DELETE",
+                format!("Snapshot {snapshot_id} is protected by doNotDelete."),
+            )
+            .with_parameters([snapshot_id]),
+            SnapshotError::Schedule(e) => e.into(),
+            other @ (SnapshotError::Task(_) | SnapshotError::Store(_)) => {
+                ApiError::internal(error_chain(&other))
+            }
+        }
+    }
+}
+
+impl From<ScheduleError> for ApiError {
+    fn from(e: ScheduleError) -> Self {
+        match e {
+            ScheduleError::Invalid(invalid) => invalid.into(),
+            ScheduleError::BucketNotFound { bucket_id, field } => bucket_not_found(bucket_id)
+                .with_field(field, "no export bucket with this id in the project"),
+            other => ApiError::internal(error_chain(&other)),
+        }
+    }
+}

@@ -1,18 +1,18 @@
 //! Export jobs: create, list, get (v2 2023-01-01 with `stateReason`; v1.0 with `errMsg`) and the
-//! cancel extension. A created job is `Queued`; the job runner (`crate::jobs`) runs it.
+//! cancel extension, over `service::export_jobs` (the rules); this file is the HTTP shapes.
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::json::{Body, Reply};
 use super::versioning::{ONLY_2023, Served};
-use super::{ApiError, AppState, Ctx, check_id, iso};
+use super::{ApiError, AppState, Ctx, iso};
 use crate::auth::{Principal, Role};
-use crate::store::{ExportJob, JobState, Label, NewExportJob, StoreError};
+use crate::service::export_jobs::{self, JobRequest};
+use crate::store::{ClusterType, ExportJob, Label};
 
 pub fn routes() -> Router<AppState> {
     let v2 = "/api/atlas/v2/groups/{group_id}/clusters/{cluster_name}/backup/exports";
@@ -95,18 +95,9 @@ fn job_json(ctx: &Ctx, job: &ExportJob, sharded: bool, flavor: Flavor) -> Value 
     Value::Object(m)
 }
 
-fn job_not_found(id: &str) -> ApiError {
-    ApiError::not_found(
-        "EXPORT_JOB_NOT_FOUND",
-        format!("No export job with ID {id} exists."),
-    )
-    .with_parameters([id.to_string()])
-}
-
 async fn create(
     state: &AppState,
     principal: &Principal,
-    ctx: &Ctx,
     group_id: &str,
     cluster_name: &str,
     body: CreateJob,
@@ -119,167 +110,18 @@ async fn create(
         Role::GroupBackupExportOperator,
     )
     .await?;
-    let _ = ctx;
-    check_id("snapshotId", &body.snapshot_id)?;
-    check_id("exportBucketId", &body.export_bucket_id)?;
-    let job = create_for(
+    let job = export_jobs::create(
         state,
         &project,
         &cluster,
-        &body.snapshot_id,
-        &body.export_bucket_id,
-        body.custom_data,
+        JobRequest {
+            snapshot_id: body.snapshot_id,
+            export_bucket_id: body.export_bucket_id,
+            custom_data: body.custom_data,
+        },
     )
     .await?;
-    Ok((
-        job,
-        cluster.cluster_type == crate::store::ClusterType::Sharded,
-    ))
-}
-
-/// Creates a `Queued` export job of a snapshot of `cluster` to a bucket of its project, with
-/// the refusals of PRODUCT.md §5 (also used by auto-export, which has no caller to authorize).
-pub async fn create_for(
-    state: &AppState,
-    project: &crate::store::Project,
-    cluster: &crate::store::Cluster,
-    snapshot_id: &str,
-    export_bucket_id: &str,
-    custom_data: Vec<Label>,
-) -> Result<ExportJob, ApiError> {
-    let group_id = project.id.as_str();
-    let cluster_name = cluster.name.as_str();
-    let body = CreateJob {
-        snapshot_id: snapshot_id.to_string(),
-        export_bucket_id: export_bucket_id.to_string(),
-        custom_data,
-        links: None,
-    };
-    let snapshot = state
-        .store
-        .get_snapshot(&cluster.id, &body.snapshot_id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(
-                "SNAPSHOT_NOT_FOUND",
-                format!(
-                    "No snapshot with ID {} exists in cluster {cluster_name}.",
-                    body.snapshot_id
-                ),
-            )
-            .with_parameters([body.snapshot_id.clone(), cluster_name.to_string()])
-        })?;
-    state
-        .store
-        .get_export_bucket(group_id, &body.export_bucket_id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(
-                "EXPORT_BUCKET_NOT_FOUND",
-                format!("No export bucket with ID {} exists.", body.export_bucket_id),
-            )
-            .with_parameters([body.export_bucket_id.clone()])
-        })?;
-    if snapshot.snapshot_type == "fallback" {
-        return Err(ApiError::bad_request(
-            "CANNOT_EXPORT_FALLBACK_SNAPSHOT",
-            format!(
-                "Snapshot {} is a fallback snapshot and cannot be exported.",
-                snapshot.id
-            ),
-        )
-        .with_parameters([snapshot.id.clone()]));
-    }
-    if snapshot.status != "completed" {
-        return Err(ApiError::bad_request(
-            "CANNOT_EXPORT_INCOMPLETE_SNAPSHOT",
-            format!(
-                "Snapshot {} is {}, not completed.",
-                snapshot.id, snapshot.status
-            ),
-        )
-        .with_parameters([snapshot.id.clone()]));
-    }
-    let org = state.store.get_org(&project.org_id).await?;
-    let use_names = state
-        .store
-        .get_backup_schedule(&cluster.id)
-        .await?
-        .and_then(|s| {
-            s.document
-                .get("useOrgAndGroupNamesInExportPrefix")
-                .and_then(|v| v.as_bool())
-        })
-        .unwrap_or(false);
-    let (org_part, project_part) = if use_names {
-        (
-            super::schedule::prefix_segment(
-                org.as_ref()
-                    .map(|o| o.name.as_str())
-                    .unwrap_or(&project.org_id),
-                &project.org_id,
-            ),
-            super::schedule::prefix_segment(&project.name, &project.id),
-        )
-    } else {
-        (project.org_id.clone(), project.id.clone())
-    };
-    let mut created_at = crate::store::now();
-    let mut attempts = 0;
-    let job = loop {
-        let prefix = crate::export::export_prefix(
-            &org_part,
-            &project_part,
-            &cluster.name,
-            snapshot.created_at,
-            created_at,
-        );
-        let result = state
-            .store
-            .create_export_job(NewExportJob {
-                group_id: group_id.to_string(),
-                cluster_id: cluster.id.clone(),
-                cluster_name: cluster.name.clone(),
-                snapshot_id: snapshot.id.clone(),
-                export_bucket_id: body.export_bucket_id.clone(),
-                created_at,
-                custom_data: body.custom_data.clone(),
-                prefix,
-                replica_sets: snapshot
-                    .parts
-                    .iter()
-                    .map(|p| p.replica_set_name.clone())
-                    .collect(),
-            })
-            .await;
-        match result {
-            Ok(job) => break job,
-            // Same snapshot minute and same second as another job of this bucket: the
-            // layout's timestamp moves on a second so no two jobs share a prefix.
-            Err(StoreError::PrefixTaken { .. }) if attempts < 60 => {
-                attempts += 1;
-                created_at += chrono::Duration::seconds(1);
-            }
-            Err(StoreError::Duplicate { .. }) => {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    "SNAPSHOT_EXPORT_ALREADY_ACTIVE",
-                    format!(
-                        "Snapshot {} already has an export job that is queued or in progress.",
-                        snapshot.id
-                    ),
-                )
-                .with_parameters([snapshot.id.clone()]));
-            }
-            Err(e) => return Err(e.into()),
-        }
-    };
-    state
-        .metrics
-        .jobs_created
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    state.wakeup.notify_one();
-    Ok(job)
+    Ok((job, cluster.cluster_type == ClusterType::Sharded))
 }
 
 async fn create_v2(
@@ -290,7 +132,7 @@ async fn create_v2(
     Body(body): Body<CreateJob>,
 ) -> Result<Reply, ApiError> {
     let served = ctx.version(ONLY_2023)?;
-    let (job, sharded) = create(&state, &principal, &ctx, &group_id, &cluster_name, body).await?;
+    let (job, sharded) = create(&state, &principal, &group_id, &cluster_name, body).await?;
     Ok(Reply::ok(
         served,
         ctx.query.format,
@@ -305,7 +147,7 @@ async fn create_v1(
     Path((group_id, cluster_name)): Path<(String, String)>,
     Body(body): Body<CreateJob>,
 ) -> Result<Reply, ApiError> {
-    let (job, sharded) = create(&state, &principal, &ctx, &group_id, &cluster_name, body).await?;
+    let (job, sharded) = create(&state, &principal, &group_id, &cluster_name, body).await?;
     Ok(Reply::ok(
         Served::Json,
         ctx.query.format,
@@ -329,7 +171,7 @@ async fn list(
         Role::GroupBackupManager,
     )
     .await?;
-    let sharded = cluster.cluster_type == crate::store::ClusterType::Sharded;
+    let sharded = cluster.cluster_type == ClusterType::Sharded;
     let (jobs, total) = state
         .store
         .list_export_jobs(group_id, cluster_name, ctx.query.page)
@@ -392,16 +234,8 @@ async fn find(
     role: Role,
 ) -> Result<(ExportJob, bool), ApiError> {
     let (_, cluster) = super::cluster_for(state, principal, group_id, cluster_name, role).await?;
-    check_id("exportId", export_id)?;
-    let job = state
-        .store
-        .get_export_job(group_id, cluster_name, export_id)
-        .await?
-        .ok_or_else(|| job_not_found(export_id))?;
-    Ok((
-        job,
-        cluster.cluster_type == crate::store::ClusterType::Sharded,
-    ))
+    let job = export_jobs::get(state, group_id, cluster_name, export_id).await?;
+    Ok((job, cluster.cluster_type == ClusterType::Sharded))
 }
 
 async fn get_v2(
@@ -464,19 +298,7 @@ async fn cancel(
         Role::GroupBackupExportOperator,
     )
     .await?;
-    if job.state.is_final() {
-        return Ok(Reply::ok(
-            Served::Json,
-            ctx.query.format,
-            job_json(&ctx, &job, sharded, Flavor::V2),
-        ));
-    }
-    let job = state
-        .store
-        .request_cancel(&job.id)
-        .await?
-        .ok_or_else(|| job_not_found(&export_id))?;
-    let _ = JobState::Cancelled;
+    let job = export_jobs::cancel(&state, job).await?;
     Ok(Reply::ok(
         Served::Json,
         ctx.query.format,

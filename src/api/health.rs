@@ -1,8 +1,8 @@
 //! `/healthz` (the process answers), `/readyz` (the database answers) and `/metrics`
-//! (Prometheus text format, hand-rolled: a few counters do not justify a metrics stack).
+//! (Prometheus text format, rendered by [`crate::metrics`]).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -13,16 +13,7 @@ use axum::routing::get;
 
 use super::{ApiError, AppState};
 
-/// Process-wide counters.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    pub requests: AtomicU64,
-    pub responses_2xx: AtomicU64,
-    pub responses_4xx: AtomicU64,
-    pub responses_5xx: AtomicU64,
-    pub jobs_created: AtomicU64,
-    pub jobs_finished: AtomicU64,
-}
+use crate::metrics::Metrics;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -35,13 +26,7 @@ pub fn routes() -> Router<AppState> {
 pub async fn track(metrics: Arc<Metrics>, req: Request, next: Next) -> Response {
     metrics.requests.fetch_add(1, Ordering::Relaxed);
     let response = next.run(req).await;
-    let counter = match response.status().as_u16() {
-        200..=299 => &metrics.responses_2xx,
-        400..=499 => &metrics.responses_4xx,
-        500..=599 => &metrics.responses_5xx,
-        _ => return response,
-    };
-    counter.fetch_add(1, Ordering::Relaxed);
+    metrics.count_response(response.status().as_u16());
     response
 }
 
@@ -72,57 +57,12 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let m = &state.metrics;
-    let mut out = String::new();
-    let mut counter = |name: &str, help: &str, value: u64| {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
-        ));
+    let gauges = crate::metrics::DeploymentGauges {
+        jobs_by_state: state.store.count_jobs_by_state().await?,
+        exporting_replica_sets: state.store.running_replica_sets().await?,
+        replica_set_limit: state.config.max_concurrent_replica_sets,
     };
-    counter(
-        "snapex_http_requests_total",
-        "HTTP requests received.",
-        m.requests.load(Ordering::Relaxed),
-    );
-    counter(
-        "snapex_http_responses_2xx_total",
-        "HTTP 2xx responses.",
-        m.responses_2xx.load(Ordering::Relaxed),
-    );
-    counter(
-        "snapex_http_responses_4xx_total",
-        "HTTP 4xx responses.",
-        m.responses_4xx.load(Ordering::Relaxed),
-    );
-    counter(
-        "snapex_http_responses_5xx_total",
-        "HTTP 5xx responses.",
-        m.responses_5xx.load(Ordering::Relaxed),
-    );
-    counter(
-        "snapex_export_jobs_created_total",
-        "Export jobs created on this node.",
-        m.jobs_created.load(Ordering::Relaxed),
-    );
-    counter(
-        "snapex_export_jobs_finished_total",
-        "Export jobs finished on this node.",
-        m.jobs_finished.load(Ordering::Relaxed),
-    );
-    out.push_str("# HELP snapex_export_jobs Export jobs by state (whole deployment).\n# TYPE snapex_export_jobs gauge\n");
-    for (job_state, n) in state.store.count_jobs_by_state().await? {
-        out.push_str(&format!(
-            "snapex_export_jobs{{state=\"{job_state}\"}} {n}\n"
-        ));
-    }
-    out.push_str(&format!(
-        "# HELP snapex_exporting_replica_sets Replica sets exporting now (whole deployment).\n# TYPE snapex_exporting_replica_sets gauge\nsnapex_exporting_replica_sets {}\n",
-        state.store.running_replica_sets().await?
-    ));
-    out.push_str(&format!(
-        "# HELP snapex_exporting_replica_sets_limit The admission limit.\n# TYPE snapex_exporting_replica_sets_limit gauge\nsnapex_exporting_replica_sets_limit {}\n",
-        state.config.max_concurrent_replica_sets
-    ));
+    let out = state.metrics.render(&gauges);
     let mut response = out.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

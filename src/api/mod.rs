@@ -29,8 +29,6 @@ pub mod snapshots;
 pub mod versioning;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{FromRef, FromRequestParts};
@@ -41,54 +39,36 @@ use chrono::NaiveDate;
 pub use error::ApiError;
 
 use crate::auth::{AuthService, Principal, Role};
-use crate::storage::StorageOptions;
-use crate::store::{Cluster, Project, Store, StoreError};
+use crate::service::{Deployment, DeploymentConfig};
+use crate::store::{Cluster, Project, Store};
 use versioning::{Served, Version};
 
-/// Server settings the handlers need.
-#[derive(Debug, Clone)]
-pub struct ApiConfig {
-    /// Root directory of `FILESYSTEM` export buckets.
-    pub bucket_root: PathBuf,
-    /// Options for opening storage URLs (snapshot parts, buckets).
-    pub storage: StorageOptions,
-    /// The date used to decide whether a version's sunset has passed (tests set it).
-    pub today_override: Option<NaiveDate>,
-    /// The replica-set admission limit (shown in metrics).
-    pub max_concurrent_replica_sets: u64,
-}
-
-impl ApiConfig {
-    pub fn new(bucket_root: PathBuf) -> Self {
-        ApiConfig {
-            bucket_root,
-            storage: StorageOptions::default(),
-            today_override: None,
-            max_concurrent_replica_sets: 5,
-        }
-    }
-}
-
-/// Everything a request handler needs; cheap to clone.
+/// Everything a request handler needs: the deployment (store, configuration, the rules'
+/// context) and authentication. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Store,
+    pub deployment: Deployment,
     pub auth: AuthService,
-    pub config: Arc<ApiConfig>,
-    pub metrics: Arc<health::Metrics>,
-    /// Woken when a job is created, so the runner admits it without waiting for its poll.
-    pub wakeup: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
-    pub fn new(store: Store, auth: AuthService, config: ApiConfig) -> Self {
-        AppState {
-            store,
-            auth,
-            config: Arc::new(config),
-            metrics: Arc::new(health::Metrics::default()),
-            wakeup: Arc::new(tokio::sync::Notify::new()),
-        }
+    pub fn new(store: Store, auth: AuthService, config: DeploymentConfig) -> Self {
+        let deployment = Deployment::new(store, auth.secrets().clone(), config);
+        AppState { deployment, auth }
+    }
+
+    /// The state of a server whose runner shares `deployment` (its counters and wake-up).
+    pub fn for_deployment(deployment: Deployment, auth: AuthService) -> Self {
+        AppState { deployment, auth }
+    }
+}
+
+/// Handlers read the deployment's parts (`state.store`, `state.config`) directly: the state is
+/// the deployment plus authentication, nothing more.
+impl std::ops::Deref for AppState {
+    type Target = Deployment;
+    fn deref(&self) -> &Deployment {
+        &self.deployment
     }
 }
 
@@ -183,36 +163,9 @@ impl FromRequestParts<AppState> for Ctx {
     }
 }
 
-/// Store failures as API errors: unexpected ones are logged and hidden.
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        ApiError::internal(error_chain(&e))
-    }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 /// Checks a path id is 24 hex digits.
 pub fn check_id(name: &str, value: &str) -> Result<(), ApiError> {
-    if crate::store::is_object_id(value) {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(
-            "INVALID_PATH_PARAMETER",
-            format!("Invalid {name} {value}: expected a 24-hexadecimal character string."),
-        )
-        .with_parameters([name.to_string(), value.to_string()])
-        .with_field(name, "expected a 24-hexadecimal character string"))
-    }
+    Ok(crate::service::check_id(name, value)?)
 }
 
 /// The project `group_id`, when the caller holds `role` in it (otherwise, or when it does not

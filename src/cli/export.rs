@@ -122,35 +122,46 @@ pub struct ExportArgs {
     pub storage: StorageFlags,
 }
 
-fn parse_format(s: &str) -> Result<Format, String> {
+/// A command-line value that does not parse; the message names the value and what is expected.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ArgError(String);
+
+fn parse_format(s: &str) -> Result<Format, ArgError> {
     match s {
         "canonical" => Ok(Format::Canonical),
         "relaxed" => Ok(Format::Relaxed),
-        other => Err(format!(
+        other => Err(ArgError(format!(
             "unknown JSON format {other:?}: use canonical or relaxed"
-        )),
+        ))),
     }
 }
 
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub fn parse_size(s: &str) -> Result<u64, ArgError> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (digits, unit) = s.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("invalid size {s:?}: expected a number with an optional unit"))?;
+    let n: u64 = digits.parse().map_err(|_| {
+        ArgError(format!(
+            "invalid size {s:?}: expected a number with an optional unit"
+        ))
+    })?;
     let factor = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
-        other => return Err(format!("invalid size unit {other:?}: use KiB, MiB or GiB")),
+        other => {
+            return Err(ArgError(format!(
+                "invalid size unit {other:?}: use KiB, MiB or GiB"
+            )));
+        }
     };
     let size = n
         .checked_mul(factor)
-        .ok_or_else(|| format!("size {s:?} is too large"))?;
+        .ok_or_else(|| ArgError(format!("size {s:?} is too large")))?;
     if size == 0 {
-        return Err("size must be greater than 0".into());
+        return Err(ArgError("size must be greater than 0".into()));
     }
     Ok(size)
 }

@@ -16,11 +16,11 @@ use serde::Deserialize;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{ApiConfig, AppState};
+use crate::api::AppState;
 use crate::auth::{AuthService, SecretBox};
 use crate::cli::StoreArgs;
-use crate::jobs::{Runner, RunnerConfig};
-use crate::storage::StorageOptions;
+use crate::jobs::Runner;
+use crate::service::{Deployment, DeploymentConfig};
 use crate::store::Store;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -71,23 +71,16 @@ struct FileConfig {
     log_format: Option<String>,
 }
 
-/// Everything a server needs, resolved.
+/// Everything a server needs, resolved: where its data is, where it listens, and the
+/// deployment settings the rules and the job runner read.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// `None`: SQLite in `data_dir`.
     pub database: Option<String>,
     pub listen: SocketAddr,
-    pub bucket_root: PathBuf,
-    pub node_id: String,
-    pub max_concurrent_replica_sets: u64,
-    pub lease: Duration,
-    pub heartbeat_every: Duration,
-    /// How often expired snapshot records are deleted (`crate::jobs::retention`).
-    pub retention_interval: Duration,
-    pub storage: StorageOptions,
-    pub export: crate::export::ExportOptions,
     pub log_format: String,
+    pub deployment: DeploymentConfig,
 }
 
 impl ServerConfig {
@@ -99,19 +92,8 @@ impl ServerConfig {
             listen: DEFAULT_LISTEN
                 .parse()
                 .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))),
-            bucket_root: data_dir.join("buckets"),
-            node_id: crate::jobs::default_node_id(),
-            max_concurrent_replica_sets: 5,
-            lease: Duration::from_secs(30),
-            heartbeat_every: Duration::from_secs(1),
-            retention_interval: Duration::from_secs(60),
-            storage: StorageOptions::default(),
-            // Export threads yield the CPU to API requests (see export::workers).
-            export: crate::export::ExportOptions {
-                worker_nice: 10,
-                ..Default::default()
-            },
             log_format: "text".into(),
+            deployment: DeploymentConfig::new(data_dir.join("buckets")),
         }
     }
 
@@ -131,29 +113,30 @@ impl ServerConfig {
         if let Some(v) = args.listen.or(file.listen) {
             c.listen = v;
         }
+        let d = &mut c.deployment;
         if let Some(v) = args.bucket_root.clone().or(file.bucket_root) {
-            c.bucket_root = v;
+            d.bucket_root = v;
         }
         if let Some(v) = args.node_id.clone().or(file.node_id) {
-            c.node_id = v;
+            d.node_id = v;
         }
         if let Some(v) = args
             .max_concurrent_replica_sets
             .or(file.max_concurrent_replica_sets)
         {
             anyhow::ensure!(v >= 1, "max_concurrent_replica_sets must be at least 1");
-            c.max_concurrent_replica_sets = v;
+            d.max_concurrent_replica_sets = v;
         }
         if let Some(v) = args.lease_seconds.or(file.lease_seconds) {
             anyhow::ensure!(v >= 2, "lease_seconds must be at least 2");
-            c.lease = Duration::from_secs(v);
+            d.lease = Duration::from_secs(v);
         }
         if let Some(v) = args
             .retention_interval_seconds
             .or(file.retention_interval_seconds)
         {
             anyhow::ensure!(v >= 1, "retention_interval_seconds must be at least 1");
-            c.retention_interval = Duration::from_secs(v);
+            d.retention_interval = Duration::from_secs(v);
         }
         if let Some(v) = args.log_format.clone().or(file.log_format) {
             anyhow::ensure!(
@@ -167,6 +150,7 @@ impl ServerConfig {
 
     /// One line per setting, for the start banner.
     pub fn describe(&self) -> Vec<(String, String)> {
+        let d = &self.deployment;
         vec![
             ("data_dir".into(), self.data_dir.display().to_string()),
             (
@@ -177,16 +161,16 @@ impl ServerConfig {
                 },
             ),
             ("listen".into(), self.listen.to_string()),
-            ("bucket_root".into(), self.bucket_root.display().to_string()),
-            ("node_id".into(), self.node_id.clone()),
+            ("bucket_root".into(), d.bucket_root.display().to_string()),
+            ("node_id".into(), d.node_id.clone()),
             (
                 "max_concurrent_replica_sets".into(),
-                self.max_concurrent_replica_sets.to_string(),
+                d.max_concurrent_replica_sets.to_string(),
             ),
-            ("lease_seconds".into(), self.lease.as_secs().to_string()),
+            ("lease_seconds".into(), d.lease.as_secs().to_string()),
             (
                 "retention_interval_seconds".into(),
-                self.retention_interval.as_secs().to_string(),
+                d.retention_interval.as_secs().to_string(),
             ),
             ("log_format".into(), self.log_format.clone()),
         ]
@@ -246,16 +230,20 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     auth.verify_deployment_key()
         .await
         .context("the secret key is not this deployment's")?;
-    std::fs::create_dir_all(&config.bucket_root)
-        .with_context(|| format!("cannot create bucket root {}", config.bucket_root.display()))?;
-    let bucket_root = config
-        .bucket_root
-        .canonicalize()
-        .unwrap_or_else(|_| config.bucket_root.clone());
-    let mut api = ApiConfig::new(bucket_root);
-    api.storage = config.storage.clone();
-    api.max_concurrent_replica_sets = config.max_concurrent_replica_sets;
-    let state = AppState::new(store.clone(), auth.clone(), api);
+    let mut deployment_config = config.deployment.clone();
+    std::fs::create_dir_all(&deployment_config.bucket_root).with_context(|| {
+        format!(
+            "cannot create bucket root {}",
+            deployment_config.bucket_root.display()
+        )
+    })?;
+    if let Ok(root) = deployment_config.bucket_root.canonicalize() {
+        deployment_config.bucket_root = root;
+    }
+    let node_id = deployment_config.node_id.clone();
+    let retention_interval = deployment_config.retention_interval;
+    let deployment = Deployment::new(store.clone(), secrets, deployment_config);
+    let state = AppState::for_deployment(deployment.clone(), auth.clone());
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -264,23 +252,10 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         .context("cannot read the bound address")?;
     let shutdown = CancellationToken::new();
 
-    let mut runner_config = RunnerConfig::new(config.node_id.clone());
-    runner_config.max_concurrent_replica_sets = config.max_concurrent_replica_sets;
-    runner_config.lease = config.lease;
-    runner_config.heartbeat_every = config.heartbeat_every;
-    runner_config.export = config.export.clone();
-    let runner = Runner {
-        store: store.clone(),
-        secrets,
-        api: state.config.clone(),
-        config: runner_config,
-        wakeup: state.wakeup.clone(),
-        metrics: state.metrics.clone(),
-    };
-    let runner = tokio::spawn(runner.run(shutdown.clone()));
+    let runner = tokio::spawn(Runner { deployment }.run(shutdown.clone()));
     let retention = tokio::spawn(crate::jobs::retention::run(
         store.clone(),
-        config.retention_interval,
+        retention_interval,
         shutdown.clone(),
     ));
 
@@ -291,7 +266,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
             .with_graceful_shutdown(async move { stop.cancelled().await })
             .await
     });
-    tracing::info!(%addr, node_id = %config.node_id, "snapex serving");
+    tracing::info!(%addr, node_id = %node_id, "snapex serving");
     Ok(RunningServer {
         addr,
         store,
@@ -379,9 +354,9 @@ mod tests {
     fn defaults_follow_the_data_dir() {
         let c = ServerConfig::resolve(&args(Path::new("/d"), None)).unwrap();
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
-        assert_eq!(c.bucket_root, PathBuf::from("/d/buckets"));
-        assert_eq!(c.max_concurrent_replica_sets, 5);
-        assert_eq!(c.retention_interval, Duration::from_secs(60));
+        assert_eq!(c.deployment.bucket_root, PathBuf::from("/d/buckets"));
+        assert_eq!(c.deployment.max_concurrent_replica_sets, 5);
+        assert_eq!(c.deployment.retention_interval, Duration::from_secs(60));
         assert!(c.database.is_none());
         let described = c.describe();
         assert!(
@@ -404,9 +379,9 @@ mod tests {
         a.node_id = Some("from-flag".into());
         let c = ServerConfig::resolve(&a).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:9999");
-        assert_eq!(c.max_concurrent_replica_sets, 3);
-        assert_eq!(c.node_id, "from-flag");
-        assert_eq!(c.retention_interval, Duration::from_secs(5));
+        assert_eq!(c.deployment.max_concurrent_replica_sets, 3);
+        assert_eq!(c.deployment.node_id, "from-flag");
+        assert_eq!(c.deployment.retention_interval, Duration::from_secs(5));
         assert!(
             c.describe()
                 .iter()

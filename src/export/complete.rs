@@ -9,7 +9,9 @@ use object_store::path::{Path, PathPart};
 use serde_json::json;
 
 use super::replica_set::base_path;
-use super::{CompleteInfo, ExportSummary, ExportTarget, ManifestObject, ReplicaSetSummary};
+use super::{
+    CompleteInfo, ExportError, ExportSummary, ExportTarget, ManifestObject, ReplicaSetSummary,
+};
 use crate::storage::Location;
 
 pub const PERMISSION_CHECK_FILE: &str = "exported_snapshots/.permissioncheck";
@@ -19,21 +21,22 @@ pub const COMPLETE_FILE: &str = ".complete";
 /// Version of the `.manifest.json` format, for readers of older exports.
 const MANIFEST_FORMAT: u32 = 1;
 
-pub(super) async fn write_permission_check(bucket: &Location) -> Result<(), String> {
+/// Writes the empty `exported_snapshots/.permissioncheck` at the bucket's root: the one
+/// permission check, when a bucket is added and when an export starts.
+pub async fn write_permission_check(bucket: &Location) -> Result<(), object_store::Error> {
     let path = base_path(&bucket.prefix, PERMISSION_CHECK_FILE);
     bucket
         .store
         .put(&path, Vec::<u8>::new().into())
         .await
         .map(|_| ())
-        .map_err(|e| format!("writing {path}: {e}"))
 }
 
 pub(super) async fn finish(
     target: &ExportTarget,
     info: &CompleteInfo,
     summaries: &[ReplicaSetSummary],
-) -> Result<ExportSummary, String> {
+) -> Result<ExportSummary, ExportError> {
     // The shards of a sharded collection each write the same `metadata.json`: one entry per key.
     let mut objects: BTreeMap<&str, &ManifestObject> = BTreeMap::new();
     for summary in summaries {
@@ -94,14 +97,18 @@ async fn put_json(
     base: &Path,
     name: &str,
     value: &serde_json::Value,
-) -> Result<(), String> {
+) -> Result<(), ExportError> {
     let path = base.clone().join(PathPart::from(name));
-    let body = serde_json::to_vec(value).map_err(|e| e.to_string())?;
+    // A JSON value always serializes.
+    let body = serde_json::to_vec(value).unwrap_or_default();
     target
         .bucket
         .store
         .put(&path, body.into())
         .await
         .map(|_| ())
-        .map_err(|e| format!("writing {path}: {e}"))
+        .map_err(|source| ExportError::Finish {
+            object: path.to_string(),
+            source,
+        })
 }

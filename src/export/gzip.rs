@@ -33,8 +33,13 @@ pub struct CompressedBlock {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("gzip compression failed: {0}")]
-pub struct GzipError(String);
+pub enum GzipError {
+    #[error("gzip compression failed")]
+    Compress(#[source] flate2::CompressError),
+    /// The thread's compressor vanished between setting it and using it: a bug, not a panic.
+    #[error("gzip compressor state lost (a bug)")]
+    StateLost,
+}
 
 thread_local! {
     // A deflate state is ~300 KiB; reusing one per thread avoids allocating it per block.
@@ -60,7 +65,7 @@ pub fn compress_block(
                 *slot = Some((level, Compress::new(Compression::new(level), false)));
                 match slot.as_mut() {
                     Some((_, c)) => c,
-                    None => return Err(GzipError("compressor state lost".into())),
+                    None => return Err(GzipError::StateLost),
                 }
             }
         };
@@ -68,7 +73,7 @@ pub fn compress_block(
             let start = dictionary.len().saturating_sub(DICTIONARY_SIZE);
             compress
                 .set_dictionary(&dictionary[start..])
-                .map_err(|e| GzipError(e.to_string()))?;
+                .map_err(GzipError::Compress)?;
         }
         let mut out = Vec::with_capacity(input.len() / 4 + 1024);
         let start_in = compress.total_in();
@@ -79,7 +84,7 @@ pub fn compress_block(
             let consumed = (compress.total_in() - start_in) as usize;
             compress
                 .compress_vec(&input[consumed..], &mut out, FlushCompress::Sync)
-                .map_err(|e| GzipError(e.to_string()))?;
+                .map_err(GzipError::Compress)?;
             let consumed = (compress.total_in() - start_in) as usize;
             // A sync flush is complete once all input is taken and deflate stopped with
             // output space left over (zlib's documented contract for Z_SYNC_FLUSH).

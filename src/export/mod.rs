@@ -22,7 +22,7 @@ mod upload;
 pub mod verify;
 mod workers;
 
-pub use complete::{COMPLETE_FILE, MANIFEST_FILE, PERMISSION_CHECK_FILE};
+pub use complete::{COMPLETE_FILE, MANIFEST_FILE, PERMISSION_CHECK_FILE, write_permission_check};
 
 /// How files are written.
 #[derive(Debug, Clone)]
@@ -142,6 +142,42 @@ pub enum ExportError {
         replica_set: String,
         message: String,
     },
+    /// The bucket refused `exported_snapshots/.permissioncheck`: nothing was exported.
+    #[error("permission check failed: cannot write {PERMISSION_CHECK_FILE}")]
+    PermissionCheck(#[source] object_store::Error),
+    /// Writing `.manifest.json` or `.complete` failed: the data is there, the export is not
+    /// complete.
+    #[error("cannot write {object}")]
+    Finish {
+        object: String,
+        #[source]
+        source: object_store::Error,
+    },
+    /// The export's owner declined to complete it (a job whose lease was lost).
+    #[error("not completed")]
+    NotCompleted(#[source] GateError),
+}
+
+/// Asked once every replica set has finished, before `.manifest.json` and `.complete` are
+/// written: a job engine checks that it still owns the job, so that a node whose job was
+/// already failed elsewhere never marks it complete.
+#[async_trait::async_trait]
+pub trait CompletionGate: Send + Sync {
+    /// An error stops the export before anything export-wide is written.
+    async fn may_complete(&self) -> Result<(), GateError>;
+}
+
+/// Why a [`CompletionGate`] refused: whatever its owner says.
+pub type GateError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The gate of a one-shot export: nobody else can own it.
+pub struct AlwaysComplete;
+
+#[async_trait::async_trait]
+impl CompletionGate for AlwaysComplete {
+    async fn may_complete(&self) -> Result<(), GateError> {
+        Ok(())
+    }
 }
 
 /// Writes `exported_snapshots/.permissioncheck` (empty) at the bucket root, as Atlas does when
@@ -149,10 +185,7 @@ pub enum ExportError {
 pub async fn begin_export(target: &ExportTarget) -> Result<(), ExportError> {
     complete::write_permission_check(&target.bucket)
         .await
-        .map_err(|e| ExportError::Failed {
-            replica_set: String::new(),
-            message: e,
-        })
+        .map_err(ExportError::PermissionCheck)
 }
 
 /// Exports one replica set's part into `target`. Writes data files and `metadata.json`
@@ -175,12 +208,7 @@ pub async fn finish_export(
     complete: &CompleteInfo,
     summaries: &[ReplicaSetSummary],
 ) -> Result<ExportSummary, ExportError> {
-    complete::finish(target, complete, summaries)
-        .await
-        .map_err(|e| ExportError::Failed {
-            replica_set: String::new(),
-            message: e,
-        })
+    complete::finish(target, complete, summaries).await
 }
 
 /// A whole export in one process: the permission check, every replica set at once (the shards
@@ -192,6 +220,29 @@ pub async fn run_export(
     options: &ExportOptions,
     progress: Arc<dyn Progress>,
     cancel: CancellationToken,
+) -> Result<ExportSummary, ExportError> {
+    run_export_gated(
+        parts,
+        target,
+        complete,
+        options,
+        progress,
+        cancel,
+        &AlwaysComplete,
+    )
+    .await
+}
+
+/// [`run_export`] with a [`CompletionGate`] asked before the export-wide objects are written:
+/// the one orchestration of an export, for `snapex export` and for the job engine alike.
+pub async fn run_export_gated(
+    parts: Vec<(String, Arc<SnapshotSource>)>,
+    target: &ExportTarget,
+    complete: &CompleteInfo,
+    options: &ExportOptions,
+    progress: Arc<dyn Progress>,
+    cancel: CancellationToken,
+    gate: &dyn CompletionGate,
 ) -> Result<ExportSummary, ExportError> {
     begin_export(target).await?;
     // One failing replica set stops the others: the export is failed either way.
@@ -227,6 +278,9 @@ pub async fn run_export(
     if let Some(error) = first_error {
         return Err(error);
     }
+    gate.may_complete()
+        .await
+        .map_err(ExportError::NotCompleted)?;
     finish_export(target, complete, &summaries).await
 }
 

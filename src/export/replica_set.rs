@@ -191,9 +191,11 @@ pub(super) async fn run(
             summary.bson_bytes = bson_bytes;
             Ok(summary)
         }
-        (Err(SourceError::Stopped(_)), Err(write_error)) => Err(failed(write_error)),
+        (Err(SourceError::Stopped(_)), Err(write_error)) => {
+            Err(failed(crate::errors::chain(&write_error)))
+        }
         (Err(read_error), _) => Err(failed(read_error.to_string())),
-        (Ok(()), Err(write_error)) => Err(failed(write_error)),
+        (Ok(()), Err(write_error)) => Err(failed(crate::errors::chain(&write_error))),
     }
 }
 
@@ -494,13 +496,45 @@ struct FileState {
     bytes: u64,
 }
 
+/// Why the writer thread stopped.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum WriteError {
+    #[error("stopped")]
+    Stopped,
+    #[error("the reader stopped before the end of the snapshot")]
+    ReaderGone,
+    #[error("a compression task was lost")]
+    CompressionLost,
+    #[error(transparent)]
+    Compression(#[from] GzipError),
+    #[error("writing {path}")]
+    Object {
+        path: String,
+        #[source]
+        source: object_store::Error,
+    },
+    /// A message out of order between the reader and the writer: a bug, reported not panicked.
+    #[error("{0} (a bug)")]
+    Invariant(String),
+}
+
+impl WriteError {
+    fn object(path: &Path) -> impl FnOnce(object_store::Error) -> WriteError + '_ {
+        move |source| WriteError::Object {
+            path: path.to_string(),
+            source,
+        }
+    }
+}
+
 impl FileState {
-    fn write(&mut self, handle: &Handle, data: &[u8]) -> Result<(), String> {
+    fn write(&mut self, handle: &Handle, data: &[u8]) -> Result<(), WriteError> {
         self.sha.update(data);
         self.bytes += data.len() as u64;
+        let path = self.upload.path().clone();
         self.upload
             .write(handle, data)
-            .map_err(|e| format!("writing {}: {e}", self.upload.path()))
+            .map_err(WriteError::object(&path))
     }
 }
 
@@ -516,7 +550,7 @@ fn write_objects(
     collections: &[CollectionInfo],
     progress: &dyn Progress,
     stop: &CancellationToken,
-) -> Result<(Vec<ManifestObject>, u64), String> {
+) -> Result<(Vec<ManifestObject>, u64), WriteError> {
     // WriteMultipart spawns part uploads onto the runtime from this thread.
     let _runtime = handle.enter();
     let mut files: HashMap<u64, FileState> = HashMap::new();
@@ -528,16 +562,16 @@ fn write_objects(
             .map(|c| format!("{}.{}", c.db, c.name))
             .unwrap_or_default()
     };
-    let result: Result<(), String> = (|| {
+    let result: Result<(), WriteError> = (|| {
         loop {
             let item = handle.block_on(async {
                 tokio::select! {
                     item = rx.recv() => Ok(item),
-                    _ = stop.cancelled() => Err("stopped".to_string()),
+                    _ = stop.cancelled() => Err(WriteError::Stopped),
                 }
             })?;
             let Some(item) = item else {
-                return Err("the reader stopped before the end of the snapshot".into());
+                return Err(WriteError::ReaderGone);
             };
             match item {
                 Item::FileStart {
@@ -561,19 +595,18 @@ fn write_objects(
                 Item::Block { file, block } => {
                     let block = block
                         .blocking_recv()
-                        .map_err(|_| "a compression task was lost".to_string())?
-                        .map_err(|e| e.to_string())?;
-                    let state = files
-                        .get_mut(&file)
-                        .ok_or_else(|| format!("block for unknown file {file}"))?;
+                        .map_err(|_| WriteError::CompressionLost)??;
+                    let state = files.get_mut(&file).ok_or_else(|| {
+                        WriteError::Invariant(format!("block for unknown file {file}"))
+                    })?;
                     state.crc.combine(&block.crc);
                     state.uncompressed += block.uncompressed_len;
                     state.write(handle, &block.data)?;
                 }
                 Item::FileEnd { file, documents } => {
-                    let mut state = files
-                        .remove(&file)
-                        .ok_or_else(|| format!("end of unknown file {file}"))?;
+                    let mut state = files.remove(&file).ok_or_else(|| {
+                        WriteError::Invariant(format!("end of unknown file {file}"))
+                    })?;
                     let trailer = gzip::trailer(&state.crc, state.uncompressed);
                     if let Err(e) = state.write(handle, &trailer) {
                         state.upload.abort(handle);
@@ -583,7 +616,7 @@ fn write_objects(
                     state
                         .upload
                         .finish(handle)
-                        .map_err(|e| format!("writing {path}: {e}"))?;
+                        .map_err(WriteError::object(&path))?;
                     objects.push(ManifestObject {
                         key: state.key,
                         bytes: state.bytes,
@@ -598,9 +631,9 @@ fn write_objects(
                     collection,
                     metadata,
                 } => {
-                    let info = collections
-                        .get(collection)
-                        .ok_or_else(|| format!("unknown collection {collection}"))?;
+                    let info = collections.get(collection).ok_or_else(|| {
+                        WriteError::Invariant(format!("unknown collection {collection}"))
+                    })?;
                     let key = relative_key(&[&info.db, &info.name, "metadata.json"]);
                     let path = join(base, &key);
                     let sha = hex::encode(Sha256::digest(&metadata));
@@ -610,7 +643,7 @@ fn write_objects(
                         stop,
                         object_store::ObjectStoreExt::put(store.as_ref(), &path, metadata.into()),
                     )
-                    .map_err(|e| format!("writing {path}: {e}"))?;
+                    .map_err(WriteError::object(&path))?;
                     objects.push(ManifestObject {
                         key,
                         bytes,

@@ -19,6 +19,10 @@
 //! the snapshot sources' futures are not `Send`, and a job is long-lived CPU-and-I/O work that
 //! should not share the request runtime's worker threads with the API anyway.
 
+// `JobFailure` carries its causes inline (a storage or source error with its context); it is
+// built at most once per job, so boxing it would buy nothing.
+#![allow(clippy::result_large_err)]
+
 pub mod retention;
 
 use std::collections::HashMap;
@@ -27,56 +31,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Duration as ChronoDuration;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::ApiConfig;
-use crate::api::health::Metrics;
-use crate::auth::SecretBox;
-use crate::export::{
-    CompleteInfo, ExportError, ExportOptions, ExportTarget, Progress, ReplicaSetSummary,
-};
-use crate::snapshot::SnapshotSource;
-use crate::store::{ClaimedJob, ExportJob, JobState, StateReason, Store};
+use crate::export::{CompleteInfo, CompletionGate, ExportError, ExportTarget, Progress};
+use crate::service::Deployment;
+use crate::service::buckets::{self, LocationError};
+use crate::snapshot::{SnapshotSource, SourceError};
+use crate::storage::StorageError;
+use crate::store::{ClaimedJob, ExportJob, JobState, StateReason, Store, StoreError};
 
-/// Settings of a node's runner.
-#[derive(Debug, Clone)]
-pub struct RunnerConfig {
-    /// This node's name in leases and "interrupted" reasons; stable across restarts.
-    pub node_id: String,
-    /// Replica sets exporting at once across the deployment (PRODUCT.md §3: 5).
-    pub max_concurrent_replica_sets: u64,
-    /// How long a lease lasts without a heartbeat.
-    pub lease: Duration,
-    /// How often a running job heartbeats (and sees cancel requests).
-    pub heartbeat_every: Duration,
-    /// How often the queue is polled when nothing wakes the runner.
-    pub poll_every: Duration,
-    pub export: ExportOptions,
-}
-
-impl RunnerConfig {
-    pub fn new(node_id: String) -> Self {
-        RunnerConfig {
-            node_id,
-            max_concurrent_replica_sets: 5,
-            lease: Duration::from_secs(30),
-            heartbeat_every: Duration::from_secs(1),
-            poll_every: Duration::from_secs(1),
-            export: ExportOptions::default(),
-        }
-    }
-}
-
-/// What a runner needs from the server.
+/// A node's job runner: the deployment it works for (store, configuration, counters).
 #[derive(Clone)]
 pub struct Runner {
-    pub store: Store,
-    pub secrets: SecretBox,
-    pub api: Arc<ApiConfig>,
-    pub config: RunnerConfig,
-    pub wakeup: Arc<Notify>,
-    pub metrics: Arc<Metrics>,
+    pub deployment: Deployment,
 }
 
 fn lease_of(d: Duration) -> ChronoDuration {
@@ -84,11 +51,23 @@ fn lease_of(d: Duration) -> ChronoDuration {
 }
 
 impl Runner {
+    fn store(&self) -> &Store {
+        &self.deployment.store
+    }
+
+    fn node_id(&self) -> &str {
+        &self.deployment.config.node_id
+    }
+
+    fn lease(&self) -> ChronoDuration {
+        lease_of(self.deployment.config.lease)
+    }
+
     /// Runs until `shutdown` fires; running jobs are then stopped and failed as interrupted.
     pub async fn run(self, shutdown: CancellationToken) {
         match self
-            .store
-            .fail_interrupted_jobs(crate::store::now(), Some(&self.config.node_id))
+            .store()
+            .fail_interrupted_jobs(crate::store::now(), Some(self.node_id()))
             .await
         {
             Ok(jobs) => {
@@ -104,7 +83,7 @@ impl Runner {
                 break;
             }
             if let Err(e) = self
-                .store
+                .store()
                 .fail_interrupted_jobs(crate::store::now(), None)
                 .await
             {
@@ -112,11 +91,11 @@ impl Runner {
             }
             loop {
                 match self
-                    .store
+                    .store()
                     .admit_next_job(
-                        &self.config.node_id,
-                        self.config.max_concurrent_replica_sets,
-                        lease_of(self.config.lease),
+                        self.node_id(),
+                        self.deployment.config.max_concurrent_replica_sets,
+                        self.lease(),
                     )
                     .await
                 {
@@ -136,8 +115,8 @@ impl Runner {
             while running.try_join_next().is_some() {}
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = self.wakeup.notified() => {}
-                _ = tokio::time::sleep(self.config.poll_every) => {}
+                _ = self.deployment.wakeup.notified() => {}
+                _ = tokio::time::sleep(self.deployment.config.poll_every) => {}
                 Some(_) = running.join_next(), if !running.is_empty() => {}
             }
         }
@@ -160,12 +139,12 @@ impl Runner {
         ));
         let outcome = match self.export(&job, progress.clone(), cancel.clone()).await {
             // A setup step cut short by cancellation is the cancellation, not a failure.
-            Err(JobFailure::Setup(_)) if cancel.is_cancelled() => Err(JobFailure::Cancelled),
+            Err(e) if e.is_setup() && cancel.is_cancelled() => Err(JobFailure::Cancelled),
             other => other,
         };
         stop_heartbeat.cancel();
         let _ = heartbeat.await;
-        flush_progress(&self.store, &job.id, &progress).await;
+        flush_progress(self.store(), &job.id, &progress).await;
         let mut summaries = Vec::new();
         let (state, reason) = match outcome {
             Ok(done) => {
@@ -189,7 +168,7 @@ impl Runner {
                     error_code: "EXPORT_INTERRUPTED".into(),
                     message: format!(
                         "export interrupted: node {} stopped while the export was in progress",
-                        self.config.node_id
+                        self.node_id()
                     ),
                 }),
             ),
@@ -197,18 +176,23 @@ impl Runner {
                 JobState::Failed,
                 Some(StateReason {
                     error_code: "EXPORT_FAILED".into(),
-                    message: e.to_string(),
+                    message: crate::errors::chain(&e),
                 }),
             ),
         };
         let recorded = if state == JobState::Successful {
-            self.store.complete_job(&job.id, &summaries).await
+            self.store().complete_job(&job.id, &summaries).await
         } else {
-            self.store.finish_job(&job.id, state, reason.as_ref()).await
+            self.store()
+                .finish_job(&job.id, state, reason.as_ref())
+                .await
         };
         match recorded {
             Ok(true) => {
-                self.metrics.jobs_finished.fetch_add(1, Ordering::Relaxed);
+                self.deployment
+                    .metrics
+                    .jobs_finished
+                    .fetch_add(1, Ordering::Relaxed);
                 tracing::info!(job_id = %job.id, state = state.as_str(), reason = ?reason.as_ref().map(|r| &r.message), "export job finished");
             }
             Ok(false) => {
@@ -218,46 +202,43 @@ impl Runner {
                 tracing::error!(job_id = %job.id, error = %e, "cannot record the end of an export job")
             }
         }
-        self.wakeup.notify_one();
+        self.deployment.wakeup.notify_one();
     }
 
-    /// Runs every replica set of the job at once, then writes the manifest and `.complete`;
-    /// returns each replica set's summary as JSON, for the job's record.
+    /// Opens the job's bucket and snapshot parts and runs the export — the same orchestration
+    /// as `snapex export` ([`crate::export::run_export_gated`]), with a gate that checks the
+    /// lease before `.complete`; returns each replica set's summary as JSON, for the job's record.
     async fn export(
         &self,
         job: &ExportJob,
         progress: Arc<JobProgress>,
         cancel: CancellationToken,
     ) -> Result<Vec<(String, String)>, JobFailure> {
-        let store = &self.store;
-        let missing = |what: &str| JobFailure::Setup(format!("{what} no longer exists"));
+        let store = self.store();
+        let missing = |what: String| JobFailure::Missing { what };
         let project = store
             .get_project(&job.group_id)
             .await?
-            .ok_or_else(|| missing("the project"))?;
+            .ok_or_else(|| missing("the project".into()))?;
         let org = store
             .get_org(&project.org_id)
             .await?
-            .ok_or_else(|| missing("the organization"))?;
+            .ok_or_else(|| missing("the organization".into()))?;
         let cluster = store
             .get_cluster_by_id(&job.cluster_id)
             .await?
-            .ok_or_else(|| missing("the cluster"))?;
+            .ok_or_else(|| missing("the cluster".into()))?;
         let snapshot = store
             .get_snapshot(&job.cluster_id, &job.snapshot_id)
             .await?
-            .ok_or_else(|| missing(&format!("snapshot {}", job.snapshot_id)))?;
+            .ok_or_else(|| missing(format!("snapshot {}", job.snapshot_id)))?;
         let bucket = store
             .get_export_bucket(&job.group_id, &job.export_bucket_id)
             .await?
-            .ok_or_else(|| missing(&format!("export bucket {}", job.export_bucket_id)))?;
-        let location =
-            crate::api::export_buckets::bucket_location(store, &self.secrets, &self.api, &bucket)
-                .await
-                .map_err(JobFailure::Setup)?;
-        crate::api::export_buckets::permission_check(&location)
+            .ok_or_else(|| missing(format!("export bucket {}", job.export_bucket_id)))?;
+        let location = buckets::location(&self.deployment, &bucket)
             .await
-            .map_err(|e| JobFailure::Setup(format!("permission check failed: {e}")))?;
+            .map_err(JobFailure::Bucket)?;
         let target = ExportTarget {
             bucket: location,
             prefix: job.prefix.clone(),
@@ -286,71 +267,47 @@ impl Runner {
             .iter()
             .map(|p| (p.replica_set_name.clone(), p.url.clone()))
             .collect();
-        let storage = self.api.storage.clone();
-        let options = self.config.export.clone();
+        let storage = self.deployment.config.storage.clone();
+        let options = self.deployment.config.export.clone();
         let handle = tokio::runtime::Handle::current();
-        let lease_store = self.store.clone();
-        let lease_job = job.id.clone();
-        let lease_node = self.config.node_id.clone();
-        let lease_len = self.config.lease;
+        let gate = LeaseGate {
+            store: store.clone(),
+            job_id: job.id.clone(),
+            node_id: self.node_id().to_string(),
+            lease: self.lease(),
+        };
         let progress_dyn: Arc<dyn Progress> = progress.clone();
         // See the module docs: the job's replica sets run on a blocking thread of their own.
-        let summaries = tokio::task::spawn_blocking(move || {
+        let summary = tokio::task::spawn_blocking(move || {
             handle.block_on(async move {
-                let exports = parts.into_iter().map(|(rs, url)| {
-                    let target = &target;
-                    let options = &options;
-                    let storage = &storage;
-                    let progress = progress_dyn.clone();
-                    let cancel = cancel.clone();
-                    async move {
-                        let location = crate::storage::open(&url, storage).map_err(|e| {
-                            JobFailure::Setup(format!("replica set {rs}: snapshot part {url}: {e}"))
-                        })?;
-                        let source = SnapshotSource::open(location).await.map_err(|e| {
-                            JobFailure::Setup(format!(
-                                "replica set {rs}: cannot read snapshot part: {e}"
-                            ))
-                        })?;
-                        let summary = crate::export::export_replica_set(
-                            &rs,
-                            Arc::new(source),
-                            target,
-                            options,
-                            progress,
-                            cancel.clone(),
-                        )
-                        .await
-                        .map_err(JobFailure::Export);
-                        if summary.is_err() {
-                            // One replica set failing stops the others: the job has failed.
-                            cancel.cancel();
-                        }
-                        summary
-                    }
-                });
-                let results = futures::future::join_all(exports).await;
-                let summaries: Result<Vec<ReplicaSetSummary>, JobFailure> =
-                    pick_first_real_error(results);
-                let summaries = summaries?;
-                // `.complete` is written only while this node still holds the job: a node whose
-                // lease was taken (the job already failed as interrupted) must not mark it done.
-                if !lease_store
-                    .heartbeat(&lease_job, &lease_node, lease_of(lease_len))
-                    .await?
-                {
-                    return Err(JobFailure::Setup("the job's lease was lost".into()));
-                }
-                crate::export::finish_export(&target, &complete, &summaries)
-                    .await
-                    .map_err(JobFailure::Export)?;
-                Ok::<_, JobFailure>(summaries)
+                let opened = futures::future::join_all(
+                    parts
+                        .into_iter()
+                        .map(|(rs, url)| open_part(rs, url, &storage)),
+                )
+                .await;
+                let sources = opened.into_iter().collect::<Result<Vec<_>, _>>()?;
+                crate::export::run_export_gated(
+                    sources,
+                    &target,
+                    &complete,
+                    &options,
+                    progress_dyn,
+                    cancel,
+                    &gate,
+                )
+                .await
+                .map_err(|e| match e {
+                    ExportError::NotCompleted(_) => JobFailure::LeaseLost,
+                    other => JobFailure::Export(other),
+                })
             })
         })
         .await
-        .map_err(|e| JobFailure::Setup(format!("export task failed: {e}")))??;
+        .map_err(JobFailure::Task)??;
         // Recorded with the job's end, in one transaction (Store::complete_job).
-        Ok(summaries
+        Ok(summary
+            .replica_sets
             .iter()
             .map(|s| {
                 (
@@ -362,38 +319,88 @@ impl Runner {
     }
 }
 
-/// The outcome of every replica set: the summaries, or the error that caused the failure
-/// (a real failure, rather than the `Cancelled` its siblings report after being stopped).
-fn pick_first_real_error(
-    results: Vec<Result<ReplicaSetSummary, JobFailure>>,
-) -> Result<Vec<ReplicaSetSummary>, JobFailure> {
-    let mut cancelled = None;
-    let mut summaries = Vec::new();
-    for r in results {
-        match r {
-            Ok(s) => summaries.push(s),
-            Err(JobFailure::Export(ExportError::Cancelled)) => {
-                cancelled = Some(JobFailure::Export(ExportError::Cancelled))
-            }
-            Err(e) => return Err(e),
+/// Opens one snapshot part for reading.
+async fn open_part(
+    replica_set: String,
+    url: String,
+    storage: &crate::storage::StorageOptions,
+) -> Result<(String, Arc<SnapshotSource>), JobFailure> {
+    let location = crate::storage::open(&url, storage).map_err(|source| JobFailure::PartUrl {
+        replica_set: replica_set.clone(),
+        url: url.clone(),
+        source,
+    })?;
+    let source =
+        SnapshotSource::open(location)
+            .await
+            .map_err(|source| JobFailure::PartUnreadable {
+                replica_set: replica_set.clone(),
+                source,
+            })?;
+    Ok((replica_set, Arc::new(source)))
+}
+
+/// `.complete` is written only while this node still holds the job: a node whose lease was
+/// taken (the job already failed as interrupted) must not mark it done.
+struct LeaseGate {
+    store: Store,
+    job_id: String,
+    node_id: String,
+    lease: ChronoDuration,
+}
+
+#[async_trait::async_trait]
+impl CompletionGate for LeaseGate {
+    async fn may_complete(&self) -> Result<(), crate::export::GateError> {
+        if self
+            .store
+            .heartbeat(&self.job_id, &self.node_id, self.lease)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Box::new(JobFailure::LeaseLost))
         }
-    }
-    match cancelled {
-        Some(e) => Err(e),
-        None => Ok(summaries),
     }
 }
 
+/// Why a job did not succeed, with its causes (the job's `stateReason` shows the chain).
 #[derive(Debug, thiserror::Error)]
 enum JobFailure {
-    #[error("{0}")]
-    Setup(String),
+    #[error("{what} no longer exists")]
+    Missing { what: String },
+    #[error("cannot reach the export bucket")]
+    Bucket(#[source] LocationError),
+    #[error("replica set {replica_set}: snapshot part {url}")]
+    PartUrl {
+        replica_set: String,
+        url: String,
+        #[source]
+        source: StorageError,
+    },
+    #[error("replica set {replica_set}: cannot read snapshot part")]
+    PartUnreadable {
+        replica_set: String,
+        #[source]
+        source: SourceError,
+    },
     #[error(transparent)]
     Export(ExportError),
     #[error("export cancelled")]
     Cancelled,
-    #[error("metadata store: {0}")]
-    Store(#[from] crate::store::StoreError),
+    #[error("the job's lease was lost")]
+    LeaseLost,
+    #[error("export task failed")]
+    Task(#[source] tokio::task::JoinError),
+    #[error("metadata store")]
+    Store(#[from] StoreError),
+}
+
+impl JobFailure {
+    /// A failure of a setup step (before data moves), which a cancellation explains instead.
+    fn is_setup(&self) -> bool {
+        !matches!(self, JobFailure::Export(_) | JobFailure::Cancelled)
+    }
 }
 
 /// Collection counts per replica set, updated from export worker threads and flushed to the
@@ -439,16 +446,12 @@ async fn heartbeat_loop(
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(runner.config.heartbeat_every) => {}
+            _ = tokio::time::sleep(runner.deployment.config.heartbeat_every) => {}
         }
-        flush_progress(&runner.store, &job_id, &progress).await;
+        flush_progress(runner.store(), &job_id, &progress).await;
         match runner
-            .store
-            .heartbeat(
-                &job_id,
-                &runner.config.node_id,
-                lease_of(runner.config.lease),
-            )
+            .store()
+            .heartbeat(&job_id, runner.node_id(), runner.lease())
             .await
         {
             Ok(true) => {}
@@ -459,24 +462,10 @@ async fn heartbeat_loop(
             }
             Err(e) => tracing::warn!(job_id, error = %e, "heartbeat failed"),
         }
-        if let Ok(true) = runner.store.cancel_requested(&job_id).await {
+        if let Ok(true) = runner.store().cancel_requested(&job_id).await {
             tracing::info!(job_id, "cancel requested; stopping the export");
             cancel_requested.store(true, Ordering::Relaxed);
             cancel.cancel();
         }
     }
-}
-
-/// A default node id: the host name, so a restarted node recognises its own leftovers.
-pub fn default_node_id() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|h| h.trim().to_string())
-        })
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "snapex".to_string())
 }

@@ -58,8 +58,8 @@ fn upgrade_value(value: Value) -> Value {
 
 /// The server version recorded in `prelude.json` (`{"ServerVersion": "7.0.16", …}`);
 /// `None` when absent, empty or `"unknown"`.
-pub(crate) fn prelude_server_version(text: &[u8]) -> Result<Option<String>, String> {
-    let value: Value = serde_json::from_slice(text).map_err(|e| format!("invalid json: {e}"))?;
+pub(crate) fn prelude_server_version(text: &[u8]) -> Result<Option<String>, serde_json::Error> {
+    let value: Value = serde_json::from_slice(text)?;
     Ok(value
         .get("ServerVersion")
         .and_then(Value::as_str)

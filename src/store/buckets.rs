@@ -4,14 +4,16 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Page, Store, StoreError, bool_to_i64, from_millis, new_id, now, to_millis};
+use super::kinds::CloudProvider;
+use super::{
+    Page, Store, StoreError, bool_to_i64, from_millis, new_id, now, parse_kind, to_millis,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportBucket {
     pub id: String,
     pub group_id: String,
-    /// `AWS`, `AZURE`, `GCP` or the extension `FILESYSTEM`.
-    pub cloud_provider: String,
+    pub cloud_provider: CloudProvider,
     pub bucket_name: String,
     /// `iamRoleId` (AWS) or `roleId` (Azure, GCP).
     pub role_id: Option<String>,
@@ -23,7 +25,7 @@ pub struct ExportBucket {
 
 #[derive(Debug, Clone)]
 pub struct NewExportBucket {
-    pub cloud_provider: String,
+    pub cloud_provider: CloudProvider,
     pub bucket_name: String,
     pub role_id: Option<String>,
     pub service_url: Option<String>,
@@ -38,7 +40,7 @@ fn bucket_from_row(row: &AnyRow) -> Result<ExportBucket, StoreError> {
     Ok(ExportBucket {
         id: row.try_get("id")?,
         group_id: row.try_get("group_id")?,
-        cloud_provider: row.try_get("cloud_provider")?,
+        cloud_provider: parse_kind("export_buckets.cloud_provider", row, CloudProvider::parse)?,
         bucket_name: row.try_get("bucket_name")?,
         role_id: row.try_get("role_id")?,
         service_url: row.try_get("service_url")?,
@@ -70,7 +72,7 @@ impl Store {
         ))
         .bind(&bucket.id)
         .bind(&bucket.group_id)
-        .bind(&bucket.cloud_provider)
+        .bind(bucket.cloud_provider.as_str())
         .bind(&bucket.bucket_name)
         .bind(bucket.role_id.clone())
         .bind(bucket.service_url.clone())

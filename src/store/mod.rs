@@ -17,6 +17,7 @@
 mod buckets;
 mod clusters;
 mod jobs;
+mod kinds;
 mod orgs;
 mod roles;
 mod schedules;
@@ -35,6 +36,7 @@ pub use clusters::{Cluster, ClusterType, Label, NewCluster};
 pub use jobs::{
     ClaimedJob, ExportJob, JobPart, JobState, NewExportJob, PartState, RecoveredJob, StateReason,
 };
+pub use kinds::{CloudProvider, FrequencyType, RetentionUnit, SnapshotStatus, SnapshotType};
 pub use orgs::{Org, Project};
 pub use roles::{AccessRole, NewAccessRole};
 pub use schedules::BackupSchedule;
@@ -285,6 +287,21 @@ fn parse_json<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> Resul
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
         column: column.to_string(),
         message: e.to_string(),
+    })
+}
+
+/// A text column holding one of a closed set of values (see [`kinds`]).
+fn parse_kind<T>(
+    column: &str,
+    row: &sqlx::any::AnyRow,
+    parse: fn(&str) -> Option<T>,
+) -> Result<T, StoreError> {
+    use sqlx::Row;
+    let name = column.rsplit('.').next().unwrap_or(column);
+    let text: String = row.try_get(name)?;
+    parse(&text).ok_or_else(|| StoreError::Corrupt {
+        column: column.to_string(),
+        message: format!("unknown value {text}"),
     })
 }
 

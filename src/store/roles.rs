@@ -6,14 +6,17 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreError, from_millis, new_id, now, parse_json, to_json, to_millis};
+use super::kinds::CloudProvider;
+use super::{
+    Store, StoreError, from_millis, new_id, now, parse_json, parse_kind, to_json, to_millis,
+};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AccessRole {
     pub id: String,
     pub group_id: String,
-    /// `AWS`, `AZURE` or `GCP`.
-    pub provider: String,
+    /// `AWS`, `AZURE` or `GCP` (never `FILESYSTEM`).
+    pub provider: CloudProvider,
     /// Non-secret settings (endpoint, region, fromEnvironment, account name …).
     pub settings: serde_json::Value,
     /// The sealed secret settings, opaque here.
@@ -23,7 +26,7 @@ pub struct AccessRole {
 
 #[derive(Debug, Clone)]
 pub struct NewAccessRole {
-    pub provider: String,
+    pub provider: CloudProvider,
     pub settings: serde_json::Value,
     pub sealed_secret: Option<String>,
 }
@@ -32,7 +35,7 @@ fn role_from_row(row: &AnyRow) -> Result<AccessRole, StoreError> {
     Ok(AccessRole {
         id: row.try_get("id")?,
         group_id: row.try_get("group_id")?,
-        provider: row.try_get("provider")?,
+        provider: parse_kind("access_roles.provider", row, CloudProvider::parse)?,
         settings: parse_json(
             "access_roles.settings",
             &row.try_get::<String, _>("settings")?,
@@ -62,7 +65,7 @@ impl Store {
         )
         .bind(&role.id)
         .bind(&role.group_id)
-        .bind(&role.provider)
+        .bind(role.provider.as_str())
         .bind(to_json(&role.settings))
         .bind(role.sealed_secret.clone())
         .bind(to_millis(role.created_at))

@@ -5,8 +5,10 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::kinds::{FrequencyType, SnapshotStatus, SnapshotType};
 use super::{
-    Page, Store, StoreError, bool_to_i64, from_millis, new_id, now, parse_json, to_json, to_millis,
+    Page, Store, StoreError, bool_to_i64, from_millis, new_id, now, parse_json, parse_kind,
+    to_json, to_millis,
 };
 
 /// One replica set's part of a snapshot.
@@ -25,12 +27,9 @@ pub struct Snapshot {
     pub group_id: String,
     pub cluster_id: String,
     pub cluster_name: String,
-    /// `queued`, `inProgress`, `completed`, `failed`.
-    pub status: String,
-    /// `onDemand`, `scheduled`, `fallback`.
-    pub snapshot_type: String,
-    /// `ondemand`, `hourly`, `daily`, `weekly`, `monthly`, `yearly`.
-    pub frequency_type: String,
+    pub status: SnapshotStatus,
+    pub snapshot_type: SnapshotType,
+    pub frequency_type: FrequencyType,
     pub description: Option<String>,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
@@ -54,9 +53,9 @@ pub struct ExpiredSnapshot {
 
 #[derive(Debug, Clone)]
 pub struct NewSnapshot {
-    pub status: String,
-    pub snapshot_type: String,
-    pub frequency_type: String,
+    pub status: SnapshotStatus,
+    pub snapshot_type: SnapshotType,
+    pub frequency_type: FrequencyType,
     pub description: Option<String>,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
@@ -76,9 +75,9 @@ fn snapshot_from_row(row: &AnyRow) -> Result<Snapshot, StoreError> {
         group_id: row.try_get("group_id")?,
         cluster_id: row.try_get("cluster_id")?,
         cluster_name: row.try_get("cluster_name")?,
-        status: row.try_get("status")?,
-        snapshot_type: row.try_get("snapshot_type")?,
-        frequency_type: row.try_get("frequency_type")?,
+        status: parse_kind("snapshots.status", row, SnapshotStatus::parse)?,
+        snapshot_type: parse_kind("snapshots.snapshot_type", row, SnapshotType::parse)?,
+        frequency_type: parse_kind("snapshots.frequency_type", row, FrequencyType::parse)?,
         description: row.try_get("description")?,
         created_at: from_millis(row.try_get("created_at")?),
         expires_at: row
@@ -127,9 +126,9 @@ impl Store {
         .bind(&snapshot.group_id)
         .bind(&snapshot.cluster_id)
         .bind(&snapshot.cluster_name)
-        .bind(&snapshot.status)
-        .bind(&snapshot.snapshot_type)
-        .bind(&snapshot.frequency_type)
+        .bind(snapshot.status.as_str())
+        .bind(snapshot.snapshot_type.as_str())
+        .bind(snapshot.frequency_type.as_str())
         .bind(snapshot.description.clone())
         .bind(to_millis(snapshot.created_at))
         .bind(snapshot.expires_at.map(to_millis))

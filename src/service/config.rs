@@ -1,0 +1,84 @@
+//! The deployment's configuration: what the rules and the job engine of every node read. The
+//! front ends resolve it (flags, environment, TOML file; `cli::serve`) and hand it over; each
+//! default is written here once.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+
+use crate::export::ExportOptions;
+use crate::storage::StorageOptions;
+
+/// Replica sets exporting at once across the deployment (PRODUCT.md §3).
+pub const DEFAULT_MAX_CONCURRENT_REPLICA_SETS: u64 = 5;
+/// How long a job lease lasts without a heartbeat.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+/// How often a running job heartbeats (and sees cancel requests).
+pub const DEFAULT_HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+/// How often the queue is polled when nothing wakes the runner.
+pub const DEFAULT_POLL_EVERY: Duration = Duration::from_secs(1);
+/// How often expired snapshot records are deleted.
+pub const DEFAULT_RETENTION_INTERVAL: Duration = Duration::from_secs(60);
+/// Nice value of a server's export threads, so API requests win the CPU (see `export::workers`).
+pub const SERVER_EXPORT_NICE: i32 = 10;
+
+/// Settings shared by the rules (`service`), the API and the job runner of one node.
+#[derive(Debug, Clone)]
+pub struct DeploymentConfig {
+    /// Root directory of `FILESYSTEM` export buckets.
+    pub bucket_root: PathBuf,
+    /// Options for opening storage URLs (snapshot parts, buckets) before a role's credentials.
+    pub storage: StorageOptions,
+    /// This node's name in leases and "interrupted" reasons; stable across restarts.
+    pub node_id: String,
+    /// Replica sets exporting at once across the deployment.
+    pub max_concurrent_replica_sets: u64,
+    /// How long a job lease lasts without a heartbeat.
+    pub lease: Duration,
+    /// How often a running job heartbeats.
+    pub heartbeat_every: Duration,
+    /// How often the queue is polled when nothing wakes the runner.
+    pub poll_every: Duration,
+    /// How often expired snapshot records are deleted (`jobs::retention`).
+    pub retention_interval: Duration,
+    /// How export files are written.
+    pub export: ExportOptions,
+    /// The date used to decide whether an API version's sunset has passed (tests set it).
+    pub today_override: Option<NaiveDate>,
+}
+
+impl DeploymentConfig {
+    /// The defaults, with `FILESYSTEM` buckets under `bucket_root`.
+    pub fn new(bucket_root: PathBuf) -> Self {
+        DeploymentConfig {
+            bucket_root,
+            storage: StorageOptions::default(),
+            node_id: default_node_id(),
+            max_concurrent_replica_sets: DEFAULT_MAX_CONCURRENT_REPLICA_SETS,
+            lease: DEFAULT_LEASE,
+            heartbeat_every: DEFAULT_HEARTBEAT_EVERY,
+            poll_every: DEFAULT_POLL_EVERY,
+            retention_interval: DEFAULT_RETENTION_INTERVAL,
+            export: ExportOptions {
+                worker_nice: SERVER_EXPORT_NICE,
+                ..Default::default()
+            },
+            today_override: None,
+        }
+    }
+}
+
+/// A default node id: the host name, so a restarted node recognises its own leftovers.
+pub fn default_node_id() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "snapex".to_string())
+}

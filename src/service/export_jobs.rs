@@ -1,0 +1,224 @@
+//! Export jobs: creating one (the refusals of PRODUCT.md §3 and §5, the export prefix, one
+//! active job per snapshot), cancelling one, and the auto-export decision. A created job is
+//! `Queued`; the job engine (`crate::jobs`) runs it.
+
+use super::schedules::{self, Schedule};
+use super::{Deployment, check_id};
+use crate::store::{
+    Cluster, ExportJob, Label, NewExportJob, Project, Snapshot, SnapshotStatus, SnapshotType,
+    StoreError,
+};
+
+/// How many later seconds a job's prefix timestamp may move to avoid another job's prefix.
+const PREFIX_RETRIES: u32 = 60;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportJobError {
+    #[error(transparent)]
+    Invalid(#[from] super::Invalid),
+    #[error("no snapshot with ID {snapshot_id} exists in cluster {cluster_name}")]
+    SnapshotNotFound {
+        snapshot_id: String,
+        cluster_name: String,
+    },
+    #[error("no export bucket with ID {bucket_id} exists")]
+    BucketNotFound { bucket_id: String },
+    #[error("snapshot {snapshot_id} is a fallback snapshot and cannot be exported")]
+    FallbackSnapshot { snapshot_id: String },
+    #[error("snapshot {snapshot_id} is {status}, not completed")]
+    IncompleteSnapshot {
+        snapshot_id: String,
+        status: SnapshotStatus,
+    },
+    #[error("snapshot {snapshot_id} already has an export job that is queued or in progress")]
+    AlreadyActive { snapshot_id: String },
+    #[error("no export job with ID {job_id} exists")]
+    JobNotFound { job_id: String },
+    #[error(transparent)]
+    Schedule(#[from] super::schedules::ScheduleError),
+    #[error("metadata store")]
+    Store(#[from] StoreError),
+}
+
+/// What to export: a snapshot of the cluster, to a bucket of its project.
+#[derive(Debug, Clone)]
+pub struct JobRequest {
+    pub snapshot_id: String,
+    pub export_bucket_id: String,
+    pub custom_data: Vec<Label>,
+}
+
+/// Creates a `Queued` export job of a snapshot of `cluster` to a bucket of `project`. The
+/// caller has been authorized (or is the auto-export policy, which has no caller).
+pub async fn create(
+    deployment: &Deployment,
+    project: &Project,
+    cluster: &Cluster,
+    request: JobRequest,
+) -> Result<ExportJob, ExportJobError> {
+    check_id("snapshotId", &request.snapshot_id)?;
+    check_id("exportBucketId", &request.export_bucket_id)?;
+    let store = &deployment.store;
+    let snapshot = store
+        .get_snapshot(&cluster.id, &request.snapshot_id)
+        .await?
+        .ok_or_else(|| ExportJobError::SnapshotNotFound {
+            snapshot_id: request.snapshot_id.clone(),
+            cluster_name: cluster.name.clone(),
+        })?;
+    store
+        .get_export_bucket(&project.id, &request.export_bucket_id)
+        .await?
+        .ok_or_else(|| ExportJobError::BucketNotFound {
+            bucket_id: request.export_bucket_id.clone(),
+        })?;
+    check_exportable(&snapshot)?;
+    let schedule = schedules::current(deployment, cluster).await?;
+    let (org_part, project_part) = prefix_owner(deployment, project, &schedule).await?;
+    let mut created_at = crate::store::now();
+    let mut attempts = 0;
+    let job = loop {
+        let prefix = crate::export::export_prefix(
+            &org_part,
+            &project_part,
+            &cluster.name,
+            snapshot.created_at,
+            created_at,
+        );
+        let result = store
+            .create_export_job(NewExportJob {
+                group_id: project.id.clone(),
+                cluster_id: cluster.id.clone(),
+                cluster_name: cluster.name.clone(),
+                snapshot_id: snapshot.id.clone(),
+                export_bucket_id: request.export_bucket_id.clone(),
+                created_at,
+                custom_data: request.custom_data.clone(),
+                prefix,
+                replica_sets: snapshot
+                    .parts
+                    .iter()
+                    .map(|p| p.replica_set_name.clone())
+                    .collect(),
+            })
+            .await;
+        match result {
+            Ok(job) => break job,
+            // Same snapshot minute and same second as another job of this bucket: the
+            // layout's timestamp moves on a second so no two jobs share a prefix.
+            Err(StoreError::PrefixTaken { .. }) if attempts < PREFIX_RETRIES => {
+                attempts += 1;
+                created_at += chrono::Duration::seconds(1);
+            }
+            Err(StoreError::Duplicate { .. }) => {
+                return Err(ExportJobError::AlreadyActive {
+                    snapshot_id: snapshot.id.clone(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    deployment
+        .metrics
+        .jobs_created
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    deployment.wakeup.notify_one();
+    Ok(job)
+}
+
+/// Fallback snapshots and snapshots that are not `completed` cannot be exported.
+fn check_exportable(snapshot: &Snapshot) -> Result<(), ExportJobError> {
+    if snapshot.snapshot_type == SnapshotType::Fallback {
+        return Err(ExportJobError::FallbackSnapshot {
+            snapshot_id: snapshot.id.clone(),
+        });
+    }
+    if snapshot.status != SnapshotStatus::Completed {
+        return Err(ExportJobError::IncompleteSnapshot {
+            snapshot_id: snapshot.id.clone(),
+            status: snapshot.status,
+        });
+    }
+    Ok(())
+}
+
+/// The `<org>/<project>` segments of the prefix: ids, or names when the cluster's schedule
+/// sets `useOrgAndGroupNamesInExportPrefix` (PRODUCT.md §2).
+async fn prefix_owner(
+    deployment: &Deployment,
+    project: &Project,
+    schedule: &Schedule,
+) -> Result<(String, String), StoreError> {
+    if !schedule.use_org_and_group_names_in_export_prefix {
+        return Ok((project.org_id.clone(), project.id.clone()));
+    }
+    let org = deployment.store.get_org(&project.org_id).await?;
+    Ok((
+        schedules::prefix_segment(
+            org.as_ref()
+                .map(|o| o.name.as_str())
+                .unwrap_or(&project.org_id),
+            &project.org_id,
+        ),
+        schedules::prefix_segment(&project.name, &project.id),
+    ))
+}
+
+/// The job `job_id` of the cluster.
+pub async fn get(
+    deployment: &Deployment,
+    group_id: &str,
+    cluster_name: &str,
+    job_id: &str,
+) -> Result<ExportJob, ExportJobError> {
+    check_id("exportId", job_id)?;
+    deployment
+        .store
+        .get_export_job(group_id, cluster_name, job_id)
+        .await?
+        .ok_or_else(|| ExportJobError::JobNotFound {
+            job_id: job_id.to_string(),
+        })
+}
+
+/// Asks the job's runner to stop it (seen at its next heartbeat; a queued job ends at once).
+/// A finished job is returned as it is.
+pub async fn cancel(deployment: &Deployment, job: ExportJob) -> Result<ExportJob, ExportJobError> {
+    if job.state.is_final() {
+        return Ok(job);
+    }
+    deployment
+        .store
+        .request_cancel(&job.id)
+        .await?
+        .ok_or(ExportJobError::JobNotFound { job_id: job.id })
+}
+
+/// PRODUCT.md §3 auto-export: a completed snapshot whose frequency matches the schedule's
+/// `export.frequencyType` gets an export job to the policy's bucket when `autoExportEnabled`.
+/// `None` when the policy does not apply; the job, or why it was refused, otherwise.
+pub async fn auto_export(
+    deployment: &Deployment,
+    project: &Project,
+    cluster: &Cluster,
+    snapshot: &Snapshot,
+) -> Option<Result<ExportJob, ExportJobError>> {
+    let schedule = match schedules::current(deployment, cluster).await {
+        Ok(s) => s,
+        Err(e) => return Some(Err(e.into())),
+    };
+    let bucket = schedule.auto_export_bucket_for(snapshot)?;
+    Some(
+        create(
+            deployment,
+            project,
+            cluster,
+            JobRequest {
+                snapshot_id: snapshot.id.clone(),
+                export_bucket_id: bucket.to_string(),
+                custom_data: Vec::new(),
+            },
+        )
+        .await,
+    )
+}

@@ -26,14 +26,15 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::{Rng, RngCore};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
-use sqlx::Row;
 use subtle::ConstantTimeEq;
 
 use super::digest::{self, DigestCredentials, NonceSigner, NonceState, REALM};
 use super::roles::Role;
 use super::secrets::{SecretBox, SecretError};
 use crate::api::error::ApiError;
-use crate::store::{Store, StoreError};
+use crate::store::{
+    NewApiKeyRow, NewServiceAccountRow, Store, StoreError, StoredGrant, TokenOwner,
+};
 
 /// Default lifetime of a Digest nonce; past it a correct response earns `stale=true`.
 pub const DEFAULT_NONCE_TTL: Duration = Duration::from_secs(300);
@@ -47,8 +48,6 @@ const KEY_CHECK_PLAINTEXT: &[u8] = b"snapex deployment key check v1";
 pub enum AuthError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("database error")]
-    Db(#[from] sqlx::Error),
     #[error(transparent)]
     Secret(#[from] SecretError),
     #[error("organization {0} not found")]
@@ -287,10 +286,6 @@ fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
-fn now_millis() -> i64 {
-    crate::store::to_millis(crate::store::now())
-}
-
 /// Atlas public keys are 8 lowercase letters.
 fn new_public_key() -> String {
     let mut rng = rand::rngs::OsRng;
@@ -322,17 +317,33 @@ fn random_token(bytes: usize) -> String {
     URL_SAFE_NO_PAD.encode(b)
 }
 
-fn grant_from_row(row: &sqlx::any::AnyRow) -> Result<Grant, AuthError> {
-    let group_id: String = row.try_get("group_id")?;
-    let role: String = row.try_get("role")?;
-    let role = role.parse::<Role>().map_err(|e| StoreError::Corrupt {
-        column: "auth_grants.role".into(),
-        message: e.to_string(),
-    })?;
+/// A grant read back from the store; a role name this version does not know is a corrupt row.
+fn grant_from_stored(stored: StoredGrant) -> Result<Grant, AuthError> {
+    let role = stored
+        .role
+        .parse::<Role>()
+        .map_err(|e| StoreError::Corrupt {
+            column: "auth_grants.role".into(),
+            message: e.to_string(),
+        })?;
     Ok(Grant {
-        group_id: (!group_id.is_empty()).then_some(group_id),
+        group_id: stored.group_id,
         role,
     })
+}
+
+fn grants_from_stored(stored: Vec<StoredGrant>) -> Result<Vec<Grant>, AuthError> {
+    stored.into_iter().map(grant_from_stored).collect()
+}
+
+fn stored_grants(grants: &[Grant]) -> Vec<StoredGrant> {
+    grants
+        .iter()
+        .map(|g| StoredGrant {
+            group_id: g.group_id.clone(),
+            role: g.role.as_str().to_string(),
+        })
+        .collect()
 }
 
 impl AuthService {
@@ -367,18 +378,8 @@ impl AuthService {
     /// Checks that this node's key is the deployment's: the first caller seals a known value,
     /// later callers must be able to open it. Call at start (`serve`, admin commands).
     pub async fn verify_deployment_key(&self) -> Result<(), AuthError> {
-        let pool = self.inner.store.pool();
         let sealed = self.inner.secrets.seal(KEY_CHECK_PLAINTEXT);
-        sqlx::query(
-            "INSERT INTO auth_key_check (id, sealed) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(&sealed)
-        .execute(pool)
-        .await?;
-        let row = sqlx::query("SELECT sealed FROM auth_key_check WHERE id = 1")
-            .fetch_one(pool)
-            .await?;
-        let stored: String = row.try_get("sealed")?;
+        let stored = self.inner.store.deployment_key_check(&sealed).await?;
         match self.inner.secrets.open(&stored) {
             Ok(v) if v == KEY_CHECK_PLAINTEXT => Ok(()),
             _ => Err(AuthError::KeyMismatch),
@@ -443,27 +444,6 @@ impl AuthService {
         Ok(grants)
     }
 
-    async fn insert_grants(
-        &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        principal_id: &str,
-        org_id: &str,
-        grants: &[Grant],
-    ) -> Result<(), AuthError> {
-        for g in grants {
-            sqlx::query(
-                "INSERT INTO auth_grants (principal_id, org_id, group_id, role) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(principal_id)
-            .bind(org_id)
-            .bind(g.group_id.as_deref().unwrap_or(""))
-            .bind(g.role.as_str())
-            .execute(&mut **tx)
-            .await?;
-        }
-        Ok(())
-    }
-
     /// Creates a programmatic API key with `roles` on the organization (`group_id: None`) or
     /// on one project of it. Only the sealed HA1 is stored.
     pub async fn create_api_key(
@@ -474,6 +454,7 @@ impl AuthService {
         description: &str,
     ) -> Result<NewApiKey, AuthError> {
         let grants = self.check_grants(org_id, group_id, roles).await?;
+        let stored = stored_grants(&grants);
         // A public key is 8 letters (26^8); retry the rare collision on the unique column.
         for _ in 0..5 {
             let id = crate::store::new_id();
@@ -481,26 +462,17 @@ impl AuthService {
             let private_key = new_private_key();
             let ha1 = digest::ha1(&public_key, REALM, &private_key);
             let sealed = self.inner.secrets.seal(ha1.as_bytes());
-            let mut tx = self.inner.store.pool().begin().await?;
-            let inserted = sqlx::query(
-                "INSERT INTO api_keys (id, org_id, public_key, sealed_ha1, description, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (public_key) DO NOTHING",
-            )
-            .bind(&id)
-            .bind(org_id)
-            .bind(&public_key)
-            .bind(&sealed)
-            .bind(description)
-            .bind(now_millis())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if inserted == 0 {
-                tx.rollback().await?;
+            let row = NewApiKeyRow {
+                id,
+                org_id: org_id.to_string(),
+                public_key,
+                sealed_ha1: sealed,
+                description: description.to_string(),
+            };
+            if !self.inner.store.insert_api_key(&row, &stored).await? {
                 continue;
             }
-            self.insert_grants(&mut tx, &id, org_id, &grants).await?;
-            tx.commit().await?;
+            let NewApiKeyRow { id, public_key, .. } = row;
             tracing::info!(key_id = %id, public_key = %public_key, org_id, "api key created");
             return Ok(NewApiKey {
                 id,
@@ -528,21 +500,18 @@ impl AuthService {
         // Atlas's formats: mdb_sa_id_<24 hex> and mdb_sa_sk_<secret>.
         let client_id = format!("mdb_sa_id_{}", crate::store::new_id());
         let client_secret = format!("mdb_sa_sk_{}", random_token(30));
-        let mut tx = self.inner.store.pool().begin().await?;
-        sqlx::query(
-            "INSERT INTO service_accounts (id, org_id, client_id, secret_sha256, name, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&id)
-        .bind(org_id)
-        .bind(&client_id)
-        .bind(sha256_hex(client_secret.as_bytes()))
-        .bind(name)
-        .bind(now_millis())
-        .execute(&mut *tx)
-        .await?;
-        self.insert_grants(&mut tx, &id, org_id, &grants).await?;
-        tx.commit().await?;
+        let row = NewServiceAccountRow {
+            id,
+            org_id: org_id.to_string(),
+            client_id,
+            secret_sha256: sha256_hex(client_secret.as_bytes()),
+            name: name.to_string(),
+        };
+        self.inner
+            .store
+            .insert_service_account(&row, &stored_grants(&grants))
+            .await?;
+        let NewServiceAccountRow { id, client_id, .. } = row;
         tracing::info!(service_account_id = %id, client_id = %client_id, org_id, "service account created");
         Ok(NewServiceAccount {
             id,
@@ -554,84 +523,49 @@ impl AuthService {
     }
 
     async fn grants_of(&self, principal_id: &str) -> Result<Vec<Grant>, AuthError> {
-        let rows = sqlx::query(
-            "SELECT group_id, role FROM auth_grants WHERE principal_id = $1 ORDER BY group_id, role",
-        )
-        .bind(principal_id)
-        .fetch_all(self.inner.store.pool())
-        .await?;
-        rows.iter().map(grant_from_row).collect()
+        grants_from_stored(self.inner.store.list_grants(principal_id).await?)
     }
 
     pub async fn list_api_keys(&self, org_id: &str) -> Result<Vec<ApiKeyInfo>, AuthError> {
-        let rows = sqlx::query(
-            "SELECT id, public_key, org_id, description FROM api_keys WHERE org_id = $1 ORDER BY created_at, id",
-        )
-        .bind(org_id)
-        .fetch_all(self.inner.store.pool())
-        .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let id: String = row.try_get("id")?;
-            out.push(ApiKeyInfo {
-                grants: self.grants_of(&id).await?,
-                id,
-                public_key: row.try_get("public_key")?,
-                org_id: row.try_get("org_id")?,
-                description: row.try_get("description")?,
-            });
-        }
-        Ok(out)
+        let keys = self.inner.store.list_api_keys(org_id).await?;
+        keys.into_iter()
+            .map(|k| {
+                Ok(ApiKeyInfo {
+                    id: k.id,
+                    public_key: k.public_key,
+                    org_id: k.org_id,
+                    description: k.description,
+                    grants: grants_from_stored(k.grants)?,
+                })
+            })
+            .collect()
     }
 
     pub async fn list_service_accounts(
         &self,
         org_id: &str,
     ) -> Result<Vec<ServiceAccountInfo>, AuthError> {
-        let rows = sqlx::query(
-            "SELECT id, client_id, org_id, name FROM service_accounts WHERE org_id = $1 ORDER BY created_at, id",
-        )
-        .bind(org_id)
-        .fetch_all(self.inner.store.pool())
-        .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let id: String = row.try_get("id")?;
-            out.push(ServiceAccountInfo {
-                grants: self.grants_of(&id).await?,
-                id,
-                client_id: row.try_get("client_id")?,
-                org_id: row.try_get("org_id")?,
-                name: row.try_get("name")?,
-            });
-        }
-        Ok(out)
+        let accounts = self.inner.store.list_service_accounts(org_id).await?;
+        accounts
+            .into_iter()
+            .map(|a| {
+                Ok(ServiceAccountInfo {
+                    id: a.id,
+                    client_id: a.client_id,
+                    org_id: a.org_id,
+                    name: a.name,
+                    grants: grants_from_stored(a.grants)?,
+                })
+            })
+            .collect()
     }
 
     /// Deletes an API key of `org_id`, named by id or public key; it stops working at once.
     /// Returns whether a key was deleted.
     pub async fn delete_api_key(&self, org_id: &str, key: &str) -> Result<bool, AuthError> {
-        let mut tx = self.inner.store.pool().begin().await?;
-        let row = sqlx::query(
-            "SELECT id FROM api_keys WHERE org_id = $1 AND (id = $2 OR public_key = $2)",
-        )
-        .bind(org_id)
-        .bind(key)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
+        let Some(id) = self.inner.store.delete_api_key(org_id, key).await? else {
             return Ok(false);
         };
-        let id: String = row.try_get("id")?;
-        sqlx::query("DELETE FROM auth_grants WHERE principal_id = $1")
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM api_keys WHERE id = $1")
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
         tracing::info!(key_id = %id, org_id, "api key deleted");
         Ok(true)
     }
@@ -642,26 +576,14 @@ impl AuthService {
         org_id: &str,
         account: &str,
     ) -> Result<bool, AuthError> {
-        let mut tx = self.inner.store.pool().begin().await?;
-        let row = sqlx::query(
-            "SELECT id FROM service_accounts WHERE org_id = $1 AND (id = $2 OR client_id = $2)",
-        )
-        .bind(org_id)
-        .bind(account)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
+        let Some(id) = self
+            .inner
+            .store
+            .delete_service_account(org_id, account)
+            .await?
+        else {
             return Ok(false);
         };
-        let id: String = row.try_get("id")?;
-        for sql in [
-            "DELETE FROM oauth_tokens WHERE service_account_id = $1",
-            "DELETE FROM auth_grants WHERE principal_id = $1",
-            "DELETE FROM service_accounts WHERE id = $1",
-        ] {
-            sqlx::query(sql).bind(&id).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
         tracing::info!(service_account_id = %id, org_id, "service account deleted");
         Ok(true)
     }
@@ -672,18 +594,18 @@ impl AuthService {
         client_id: &str,
         client_secret: &str,
     ) -> Result<String, AuthError> {
-        let row =
-            sqlx::query("SELECT id, secret_sha256 FROM service_accounts WHERE client_id = $1")
-                .bind(client_id)
-                .fetch_optional(self.inner.store.pool())
-                .await?;
+        let account = self
+            .inner
+            .store
+            .service_account_by_client_id(client_id)
+            .await?;
+        // Hash before looking at the row, so that an unknown client id costs the same.
         let given = sha256_hex(client_secret.as_bytes());
-        let Some(row) = row else {
+        let Some(account) = account else {
             return Err(AuthError::InvalidClient);
         };
-        let stored: String = row.try_get("secret_sha256")?;
-        if bool::from(stored.as_bytes().ct_eq(given.as_bytes())) {
-            Ok(row.try_get("id")?)
+        if bool::from(account.secret_sha256.as_bytes().ct_eq(given.as_bytes())) {
+            Ok(account.id)
         } else {
             Err(AuthError::InvalidClient)
         }
@@ -698,18 +620,10 @@ impl AuthService {
     ) -> Result<IssuedToken, AuthError> {
         let account_id = self.check_client(client_id, client_secret).await?;
         let token = random_token(32);
-        let now = now_millis();
-        let ttl_ms = i64::try_from(TOKEN_TTL.as_millis()).unwrap_or(i64::MAX);
-        sqlx::query(
-            "INSERT INTO oauth_tokens (token_sha256, service_account_id, expires_at, created_at) \
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(sha256_hex(token.as_bytes()))
-        .bind(&account_id)
-        .bind(now.saturating_add(ttl_ms))
-        .bind(now)
-        .execute(self.inner.store.pool())
-        .await?;
+        self.inner
+            .store
+            .insert_oauth_token(&sha256_hex(token.as_bytes()), &account_id, TOKEN_TTL)
+            .await?;
         self.maybe_purge();
         tracing::info!(client_id, "oauth token issued");
         Ok(IssuedToken {
@@ -727,14 +641,11 @@ impl AuthService {
         token: &str,
     ) -> Result<(), AuthError> {
         let account_id = self.check_client(client_id, client_secret).await?;
-        let done = sqlx::query(
-            "DELETE FROM oauth_tokens WHERE token_sha256 = $1 AND service_account_id = $2",
-        )
-        .bind(sha256_hex(token.as_bytes()))
-        .bind(&account_id)
-        .execute(self.inner.store.pool())
-        .await?
-        .rows_affected();
+        let done = self
+            .inner
+            .store
+            .delete_oauth_token(&sha256_hex(token.as_bytes()), &account_id)
+            .await?;
         tracing::info!(client_id, revoked = done, "oauth token revocation");
         Ok(())
     }
@@ -755,17 +666,7 @@ impl AuthService {
 
     /// Deletes expired nonce uses and bearer tokens.
     pub async fn purge_expired(&self) -> Result<(), AuthError> {
-        let now = now_millis();
-        let pool = self.inner.store.pool();
-        sqlx::query("DELETE FROM digest_nonce_uses WHERE expires_at < $1")
-            .bind(now)
-            .execute(pool)
-            .await?;
-        sqlx::query("DELETE FROM oauth_tokens WHERE expires_at < $1")
-            .bind(now)
-            .execute(pool)
-            .await?;
-        Ok(())
+        Ok(self.inner.store.purge_expired_credentials().await?)
     }
 
     /// A 401 with a fresh Digest challenge.
@@ -832,22 +733,21 @@ impl AuthService {
     }
 
     async fn authenticate_bearer(&self, token: &str) -> Result<Principal, ApiError> {
-        let row = sqlx::query(
-            "SELECT s.id, s.client_id, s.org_id FROM oauth_tokens t \
-             JOIN service_accounts s ON s.id = t.service_account_id \
-             WHERE t.token_sha256 = $1 AND t.expires_at > $2",
-        )
-        .bind(sha256_hex(token.as_bytes()))
-        .bind(now_millis())
-        .fetch_optional(self.inner.store.pool())
-        .await
-        .map_err(ApiError::internal)?;
-        let Some(row) = row else {
+        let owner = self
+            .inner
+            .store
+            .oauth_token_owner(&sha256_hex(token.as_bytes()))
+            .await
+            .map_err(ApiError::from)?;
+        let Some(TokenOwner {
+            id,
+            client_id,
+            org_id,
+        }) = owner
+        else {
             tracing::debug!("refused unknown or expired bearer token");
             return Err(self.challenge("Invalid or expired access token.", false));
         };
-        let get = |c: &str| row.try_get::<String, _>(c).map_err(ApiError::internal);
-        let (id, client_id, org_id) = (get("id")?, get("client_id")?, get("org_id")?);
         self.principal(id, PrincipalKind::ServiceAccount { client_id }, org_id)
             .await
             .map_err(ApiError::internal)
@@ -877,24 +777,23 @@ impl AuthService {
         if nonce_state == NonceState::Invalid {
             return Err(refuse("nonce not issued by this deployment"));
         }
-        let row = sqlx::query("SELECT id, org_id, sealed_ha1 FROM api_keys WHERE public_key = $1")
-            .bind(&creds.username)
-            .fetch_optional(self.inner.store.pool())
+        let key = self
+            .inner
+            .store
+            .api_key_by_public_key(&creds.username)
             .await
-            .map_err(ApiError::internal)?;
-        let Some(row) = row else {
+            .map_err(ApiError::from)?;
+        let Some(key) = key else {
             // Do the same hashing as for a known key, so that timing does not tell which
             // public keys exist.
             let dummy = digest::ha1(&creds.username, REALM, "");
             let _ = creds.expected_response(&dummy, parts.method.as_str());
             return Err(refuse("unknown public key"));
         };
-        let get = |c: &str| row.try_get::<String, _>(c).map_err(ApiError::internal);
-        let (id, org_id, sealed) = (get("id")?, get("org_id")?, get("sealed_ha1")?);
         let ha1 = self
             .inner
             .secrets
-            .open(&sealed)
+            .open(&key.sealed_ha1)
             .map_err(ApiError::internal)?;
         let ha1 = String::from_utf8(ha1).map_err(ApiError::internal)?;
         let Some(expected) = creds.expected_response(&ha1, parts.method.as_str()) else {
@@ -916,29 +815,23 @@ impl AuthService {
             Some(nc) if nc >= 1 => nc,
             _ => return Err(refuse("bad nonce count")),
         };
-        let fresh = sqlx::query(
-            "INSERT INTO digest_nonce_uses (nonce, nc, expires_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (nonce, nc) DO NOTHING",
-        )
-        .bind(&creds.nonce)
-        .bind(i64::try_from(nc).unwrap_or(i64::MAX))
-        .bind(i64::try_from(expires_at.saturating_mul(1000)).unwrap_or(i64::MAX))
-        .execute(self.inner.store.pool())
-        .await
-        .map_err(ApiError::internal)?
-        .rows_affected()
-            == 1;
+        let fresh = self
+            .inner
+            .store
+            .record_nonce_use(&creds.nonce, nc, expires_at)
+            .await
+            .map_err(ApiError::from)?;
         self.maybe_purge();
         if !fresh {
             tracing::warn!(public_key = %creds.username, nc, "replayed digest nonce count refused");
             return Err(self.challenge("The digest nonce count was already used.", false));
         }
         self.principal(
-            id,
+            key.id,
             PrincipalKind::ApiKey {
                 public_key: creds.username.clone(),
             },
-            org_id,
+            key.org_id,
         )
         .await
         .map_err(ApiError::internal)

@@ -1,5 +1,7 @@
-//! [`AuthService`]: credentials in the metadata store, request authentication, and the
-//! [`Principal`] extractor that handlers take as their first argument.
+//! [`AuthService`]: credentials (kept in the store, `store::credentials`) and request
+//! authentication, with no HTTP types: [`AuthService::authenticate`] takes the method, the
+//! request target and the `Authorization` value, and answers a [`Principal`] or a typed
+//! refusal ([`Denied`]) that `api::auth` turns into Atlas's 401.
 //!
 //! Replay protection for Digest: every `(nonce, nc)` accepted is inserted into the shared
 //! `digest_nonce_uses` table, and a second use of the same pair is refused. Doing it in the
@@ -10,17 +12,10 @@
 //! concurrent requests (the Go digest transport does) may deliver counts out of order.
 //! Bearer requests need no write.
 
-// `ApiError` is the one error type of every handler (src/api/error.rs) and is returned as is,
-// like the handlers do; its size is that type's design, not this module's.
-#![allow(clippy::result_large_err)]
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::extract::{FromRef, FromRequestParts};
-use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::{Rng, RngCore};
@@ -29,9 +24,9 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::digest::{self, DigestCredentials, NonceSigner, NonceState, REALM};
+use super::principal::{Denied, Grant, Principal, PrincipalKind, Refused};
 use super::roles::Role;
 use super::secrets::{SecretBox, SecretError};
-use crate::api::error::ApiError;
 use crate::store::{
     NewApiKeyRow, NewServiceAccountRow, Store, StoreError, StoredGrant, TokenOwner,
 };
@@ -46,6 +41,9 @@ const KEY_CHECK_PLAINTEXT: &[u8] = b"snapex deployment key check v1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
+    /// The request is not authenticated, or the caller may not do what it asks.
+    #[error(transparent)]
+    Denied(#[from] Denied),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -75,138 +73,12 @@ pub enum AuthError {
          (every node must share SNAPEX_SECRET_KEY or the same secret.key)"
     )]
     KeyMismatch,
-}
-
-/// A role held by a key or service account: on its organization (`group_id: None`) or on one
-/// project.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Grant {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub group_id: Option<String>,
-    pub role: Role,
-}
-
-/// Who made a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PrincipalKind {
-    ApiKey { public_key: String },
-    ServiceAccount { client_id: String },
-}
-
-/// An authenticated caller and what it may do. Handlers take it as an extractor (first, before
-/// any body extractor, so that an unauthenticated request gets 401 and not a body error).
-#[derive(Debug, Clone)]
-pub struct Principal {
-    /// The id of the API key or service account.
-    pub id: String,
-    pub kind: PrincipalKind,
-    /// The organization the key or service account belongs to.
-    pub org_id: String,
-    pub grants: Vec<Grant>,
-    /// Projects of `org_id`, loaded only when an organization role reaches into projects.
-    org_projects: Vec<String>,
-}
-
-/// Answer for a project the caller has no role in, the same whether it exists or not, so that
-/// a key of one project learns nothing about another.
-pub fn group_not_found(group_id: &str) -> ApiError {
-    ApiError::not_found(
-        "GROUP_NOT_FOUND",
-        format!("No group with ID {group_id} exists."),
-    )
-    .with_parameters([group_id.to_string()])
-}
-
-/// Answer for an organization the caller does not belong to.
-pub fn org_not_found(org_id: &str) -> ApiError {
-    ApiError::not_found(
-        "ORG_NOT_FOUND",
-        format!("No organization with ID {org_id} exists."),
-    )
-    .with_parameters([org_id.to_string()])
-}
-
-fn insufficient(role: Role) -> ApiError {
-    ApiError::forbidden(format!(
-        "Current user is not authorized to perform this action: the {} role is required.",
-        role.display_name()
-    ))
-}
-
-impl Principal {
-    /// The project roles the caller holds on `group_id`, org roles that reach it included.
-    pub fn group_roles(&self, group_id: &str) -> Vec<Role> {
-        let mut roles: Vec<Role> = self
-            .grants
-            .iter()
-            .filter(|g| g.group_id.as_deref() == Some(group_id))
-            .map(|g| g.role)
-            .collect();
-        if self.org_projects.iter().any(|p| p == group_id) {
-            roles.extend(
-                self.grants
-                    .iter()
-                    .filter(|g| g.group_id.is_none())
-                    .filter_map(|g| g.role.project_role_in_org()),
-            );
-        }
-        roles
-    }
-
-    /// Whether the caller holds `role` (or a role that implies it) on `group_id`.
-    pub fn has_group_role(&self, group_id: &str, role: Role) -> bool {
-        self.group_roles(group_id).iter().any(|r| r.implies(role))
-    }
-
-    /// Ok when the caller holds `role` on the project. No role at all there (another
-    /// project, or one that does not exist) → 404 `GROUP_NOT_FOUND`; a weaker role → 403
-    /// `USER_UNAUTHORIZED`.
-    pub fn require_group(&self, group_id: &str, role: Role) -> Result<(), ApiError> {
-        let roles = self.group_roles(group_id);
-        if roles.is_empty() {
-            return Err(group_not_found(group_id));
-        }
-        if roles.iter().any(|r| r.implies(role)) {
-            Ok(())
-        } else {
-            Err(insufficient(role))
-        }
-    }
-
-    /// Ok when the caller holds the organization role `role` on `org_id`. Another
-    /// organization → 404 `ORG_NOT_FOUND`; its own organization without the role (a project
-    /// key, for instance) → 403.
-    pub fn require_org(&self, org_id: &str, role: Role) -> Result<(), ApiError> {
-        if org_id != self.org_id {
-            return Err(org_not_found(org_id));
-        }
-        let ok = self
-            .grants
-            .iter()
-            .filter(|g| g.group_id.is_none())
-            .any(|g| g.role.implies(role));
-        if ok { Ok(()) } else { Err(insufficient(role)) }
-    }
-
-    /// The projects the caller can see at all (for listings such as `GET /groups`).
-    pub fn visible_group_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self
-            .grants
-            .iter()
-            .filter_map(|g| g.group_id.clone())
-            .collect();
-        if self
-            .grants
-            .iter()
-            .any(|g| g.group_id.is_none() && g.role.project_role_in_org().is_some())
-        {
-            ids.extend(self.org_projects.iter().cloned());
-        }
-        ids.sort();
-        ids.dedup();
-        ids
-    }
+    #[error("sealed digest ha1 of api key {key_id} is not text")]
+    CorruptHa1 {
+        key_id: String,
+        #[source]
+        source: std::string::FromUtf8Error,
+    },
 }
 
 /// A new API key; `private_key` exists only here and is never stored.
@@ -669,14 +541,13 @@ impl AuthService {
         Ok(self.inner.store.purge_expired_credentials().await?)
     }
 
-    /// A 401 with a fresh Digest challenge.
-    pub fn challenge(&self, detail: &str, stale: bool) -> ApiError {
-        let value = self.inner.nonces.challenge(stale);
-        let mut error = ApiError::unauthorized(detail.to_string());
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            error = error.with_header(header::WWW_AUTHENTICATE, v);
-        }
-        error
+    /// A refusal with a fresh Digest challenge, whatever scheme the client tried: Atlas
+    /// answers every unauthenticated request with a Digest challenge.
+    fn refuse(&self, reason: Refused) -> AuthError {
+        AuthError::Denied(Denied::Unauthenticated {
+            reason,
+            challenge: self.inner.nonces.challenge(reason.is_stale()),
+        })
     }
 
     async fn principal(
@@ -700,45 +571,44 @@ impl AuthService {
         } else {
             Vec::new()
         };
-        Ok(Principal {
-            id,
-            kind,
-            org_id,
-            grants,
-            org_projects,
-        })
+        Ok(Principal::new(id, kind, org_id, grants, org_projects))
     }
 
-    /// Authenticates a request from its `Authorization` header (Digest or Bearer).
-    pub async fn authenticate(&self, parts: &Parts) -> Result<Principal, ApiError> {
-        const NOT_AUTHENTICATED: &str = "You are not authorized for this resource.";
-        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-            return Err(self.challenge(NOT_AUTHENTICATED, false));
+    /// Authenticates a request from its `Authorization` header value (Digest or Bearer;
+    /// `None` when there is none). A Digest response is checked against `method` and
+    /// `target`, the request target as sent in the request line (path and query).
+    ///
+    /// Credentials that do not check out give [`AuthError::Denied`] with
+    /// [`Denied::Unauthenticated`] and a fresh challenge; any other error is a failure of the
+    /// store or of a sealed value.
+    pub async fn authenticate(
+        &self,
+        method: &str,
+        target: &str,
+        authorization: Option<&str>,
+    ) -> Result<Principal, AuthError> {
+        let Some(value) = authorization else {
+            return Err(self.refuse(Refused::Credentials));
         };
-        let Ok(value) = value.to_str() else {
-            return Err(self.challenge(NOT_AUTHENTICATED, false));
-        };
-        let trimmed = value.trim_start();
-        if trimmed.len() > 7 && trimmed[..7].eq_ignore_ascii_case("bearer ") {
-            return self.authenticate_bearer(trimmed[7..].trim()).await;
+        if let Some(token) = bearer_token(value) {
+            return self.authenticate_bearer(token).await;
         }
         let creds = match DigestCredentials::parse(value) {
             Ok(c) => c,
             Err(error) => {
                 tracing::debug!(error = %error, "refused authorization header");
-                return Err(self.challenge(NOT_AUTHENTICATED, false));
+                return Err(self.refuse(Refused::Credentials));
             }
         };
-        self.authenticate_digest(parts, &creds).await
+        self.authenticate_digest(method, target, &creds).await
     }
 
-    async fn authenticate_bearer(&self, token: &str) -> Result<Principal, ApiError> {
+    async fn authenticate_bearer(&self, token: &str) -> Result<Principal, AuthError> {
         let owner = self
             .inner
             .store
             .oauth_token_owner(&sha256_hex(token.as_bytes()))
-            .await
-            .map_err(ApiError::from)?;
+            .await?;
         let Some(TokenOwner {
             id,
             client_id,
@@ -746,21 +616,21 @@ impl AuthService {
         }) = owner
         else {
             tracing::debug!("refused unknown or expired bearer token");
-            return Err(self.challenge("Invalid or expired access token.", false));
+            return Err(self.refuse(Refused::Token));
         };
         self.principal(id, PrincipalKind::ServiceAccount { client_id }, org_id)
             .await
-            .map_err(ApiError::internal)
     }
 
     async fn authenticate_digest(
         &self,
-        parts: &Parts,
+        method: &str,
+        target: &str,
         creds: &DigestCredentials,
-    ) -> Result<Principal, ApiError> {
+    ) -> Result<Principal, AuthError> {
         let refuse = |reason: &str| {
             tracing::debug!(public_key = %creds.username, reason, "refused digest credentials");
-            self.challenge("You are not authorized for this resource.", false)
+            self.refuse(Refused::Credentials)
         };
         if creds.realm != REALM {
             return Err(refuse("wrong realm"));
@@ -770,33 +640,31 @@ impl AuthService {
         {
             return Err(refuse("wrong opaque"));
         }
-        if !uri_matches(&creds.uri, parts) {
+        if !uri_matches(&creds.uri, target) {
             return Err(refuse("uri does not match the request"));
         }
         let nonce_state = self.inner.nonces.check(&creds.nonce);
         if nonce_state == NonceState::Invalid {
             return Err(refuse("nonce not issued by this deployment"));
         }
-        let key = self
+        let Some(key) = self
             .inner
             .store
             .api_key_by_public_key(&creds.username)
-            .await
-            .map_err(ApiError::from)?;
-        let Some(key) = key else {
+            .await?
+        else {
             // Do the same hashing as for a known key, so that timing does not tell which
             // public keys exist.
             let dummy = digest::ha1(&creds.username, REALM, "");
-            let _ = creds.expected_response(&dummy, parts.method.as_str());
+            let _ = creds.expected_response(&dummy, method);
             return Err(refuse("unknown public key"));
         };
-        let ha1 = self
-            .inner
-            .secrets
-            .open(&key.sealed_ha1)
-            .map_err(ApiError::internal)?;
-        let ha1 = String::from_utf8(ha1).map_err(ApiError::internal)?;
-        let Some(expected) = creds.expected_response(&ha1, parts.method.as_str()) else {
+        let ha1 = self.inner.secrets.open(&key.sealed_ha1)?;
+        let ha1 = String::from_utf8(ha1).map_err(|source| AuthError::CorruptHa1 {
+            key_id: key.id.clone(),
+            source,
+        })?;
+        let Some(expected) = creds.expected_response(&ha1, method) else {
             return Err(refuse("unsupported qop or algorithm"));
         };
         if !digest::digests_equal(&expected, &creds.response) {
@@ -808,7 +676,7 @@ impl AuthService {
             // the new nonce without asking for the password again.
             _ => {
                 tracing::debug!(public_key = %creds.username, "stale digest nonce");
-                return Err(self.challenge("The digest nonce has expired.", true));
+                return Err(self.refuse(Refused::StaleNonce));
             }
         };
         let nc = match creds.nonce_count() {
@@ -819,12 +687,11 @@ impl AuthService {
             .inner
             .store
             .record_nonce_use(&creds.nonce, nc, expires_at)
-            .await
-            .map_err(ApiError::from)?;
+            .await?;
         self.maybe_purge();
         if !fresh {
             tracing::warn!(public_key = %creds.username, nc, "replayed digest nonce count refused");
-            return Err(self.challenge("The digest nonce count was already used.", false));
+            return Err(self.refuse(Refused::ReplayedNonce));
         }
         self.principal(
             key.id,
@@ -834,18 +701,23 @@ impl AuthService {
             key.org_id,
         )
         .await
-        .map_err(ApiError::internal)
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value (scheme case-insensitive), `None` for
+/// any other scheme. A value that is only `Bearer ` is left to the Digest parser, which
+/// refuses it.
+fn bearer_token(value: &str) -> Option<&str> {
+    let value = value.trim_start();
+    // `get` rather than slicing: the value may hold non-ASCII text, and a slice inside a
+    // character would panic.
+    let (scheme, rest) = (value.get(..7)?, value.get(7..)?);
+    (!rest.is_empty() && scheme.eq_ignore_ascii_case("bearer ")).then(|| rest.trim())
 }
 
 /// The digest `uri` must name the request target (path and query), either as sent or as an
 /// absolute URL.
-fn uri_matches(digest_uri: &str, parts: &Parts) -> bool {
-    let target = parts
-        .uri
-        .path_and_query()
-        .map(|pq| pq.as_str())
-        .unwrap_or("/");
+fn uri_matches(digest_uri: &str, target: &str) -> bool {
     if digest_uri == target {
         return true;
     }
@@ -862,140 +734,9 @@ fn uri_matches(digest_uri: &str, parts: &Parts) -> bool {
     }
 }
 
-impl<S> FromRequestParts<S> for Principal
-where
-    AuthService: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        // Authenticate once per request: a second Digest check would see its own nonce count
-        // as a replay.
-        if let Some(principal) = parts.extensions.get::<Principal>() {
-            return Ok(principal.clone());
-        }
-        let auth = AuthService::from_ref(state);
-        let principal = auth.authenticate(parts).await?;
-        parts.extensions.insert(principal.clone());
-        Ok(principal)
-    }
-}
-
-/// Maps administrative failures to API errors (for handlers that create keys).
-impl From<AuthError> for ApiError {
-    fn from(e: AuthError) -> Self {
-        match e {
-            AuthError::OrgNotFound(id) => org_not_found(&id),
-            AuthError::ProjectNotFound(id) => group_not_found(&id),
-            AuthError::InvalidClient => ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "UNAUTHORIZED",
-                "Invalid client credentials.",
-            ),
-            e @ (AuthError::ProjectNotInOrg { .. }
-            | AuthError::RoleLevel { .. }
-            | AuthError::NoRole) => ApiError::bad_request("INVALID_ROLE", e.to_string()),
-            other => ApiError::internal(other),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn principal(grants: Vec<Grant>, org_projects: &[&str]) -> Principal {
-        Principal {
-            id: "k".into(),
-            kind: PrincipalKind::ApiKey {
-                public_key: "abcdefgh".into(),
-            },
-            org_id: "org".into(),
-            grants,
-            org_projects: org_projects.iter().map(|s| s.to_string()).collect(),
-        }
-    }
-
-    fn org_grant(role: Role) -> Grant {
-        Grant {
-            group_id: None,
-            role,
-        }
-    }
-
-    #[test]
-    fn org_read_only_reads_every_project_of_its_org_and_writes_none() {
-        let p = principal(vec![org_grant(Role::OrgReadOnly)], &["p1", "p2"]);
-        assert!(p.require_group("p1", Role::GroupReadOnly).is_ok());
-        assert!(p.require_group("p2", Role::GroupReadOnly).is_ok());
-        let e = p.require_group("p1", Role::GroupBackupManager).unwrap_err();
-        assert_eq!(e.status, StatusCode::FORBIDDEN);
-        let e = p.require_group("p3", Role::GroupReadOnly).unwrap_err();
-        assert_eq!(e.status, StatusCode::NOT_FOUND);
-        assert_eq!(e.error_code, "GROUP_NOT_FOUND");
-        assert_eq!(p.visible_group_ids(), ["p1", "p2"]);
-        assert!(p.require_org("org", Role::OrgMember).is_ok());
-        assert_eq!(
-            p.require_org("org", Role::OrgOwner).unwrap_err().status,
-            StatusCode::FORBIDDEN
-        );
-        assert_eq!(
-            p.require_org("other", Role::OrgMember)
-                .unwrap_err()
-                .error_code,
-            "ORG_NOT_FOUND"
-        );
-    }
-
-    #[test]
-    fn org_member_sees_no_project_and_project_roles_stay_in_their_project() {
-        let member = principal(vec![org_grant(Role::OrgMember)], &["p1"]);
-        assert_eq!(
-            member
-                .require_group("p1", Role::GroupReadOnly)
-                .unwrap_err()
-                .status,
-            StatusCode::NOT_FOUND
-        );
-        assert!(member.visible_group_ids().is_empty());
-        let operator = principal(
-            vec![Grant {
-                group_id: Some("p1".into()),
-                role: Role::GroupBackupExportOperator,
-            }],
-            &[],
-        );
-        assert!(
-            operator
-                .require_group("p1", Role::GroupBackupExportOperator)
-                .is_ok()
-        );
-        assert!(operator.require_group("p1", Role::GroupReadOnly).is_ok());
-        assert_eq!(
-            operator
-                .require_group("p1", Role::GroupBackupManager)
-                .unwrap_err()
-                .status,
-            StatusCode::FORBIDDEN
-        );
-        assert_eq!(
-            operator
-                .require_group("p2", Role::GroupReadOnly)
-                .unwrap_err()
-                .status,
-            StatusCode::NOT_FOUND
-        );
-        // A project key has no organization role.
-        assert_eq!(
-            operator
-                .require_org("org", Role::OrgMember)
-                .unwrap_err()
-                .status,
-            StatusCode::FORBIDDEN
-        );
-        assert_eq!(operator.visible_group_ids(), ["p1"]);
-    }
 
     #[test]
     fn atlas_style_key_formats() {
@@ -1006,5 +747,28 @@ mod tests {
         assert_eq!(private.len(), 36);
         assert_eq!(&private[14..15], "4");
         assert_ne!(new_private_key(), private);
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive_and_needs_a_token() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("  bEaReR  abc "), Some("abc"));
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("Digest username=\"x\""), None);
+        // Non-ASCII text must not panic (a byte slice at 7 would cut a character).
+        assert_eq!(bearer_token("Beaé rer x"), None);
+        assert_eq!(bearer_token("éééééé"), None);
+    }
+
+    #[test]
+    fn digest_uri_names_the_request_target_as_sent_or_absolute() {
+        let target = "/api/atlas/v2/groups/g1/probe?pretty=true";
+        assert!(uri_matches(target, target));
+        assert!(uri_matches(
+            "http://localhost:8080/api/atlas/v2/groups/g1/probe?pretty=true",
+            target
+        ));
+        assert!(!uri_matches("/api/atlas/v2/groups/g2/probe", target));
+        assert!(!uri_matches("/api/atlas/v2/groups/g1/probe", target));
     }
 }

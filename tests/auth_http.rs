@@ -49,7 +49,7 @@ fn app(auth: AuthService) -> Router {
             get(read_probe).post(write_probe),
         )
         .route("/api/atlas/v2/orgs/{orgId}/probe", get(org_probe))
-        .merge(snapex::auth::routes())
+        .merge(snapex::api::oauth::routes())
         .with_state(auth)
 }
 

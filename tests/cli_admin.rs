@@ -63,7 +63,7 @@ async fn serve(data_dir: &Path) -> String {
     auth.verify_deployment_key().await.unwrap();
     let app = Router::new()
         .route("/api/atlas/v2/groups/{groupId}/probe", get(probe))
-        .merge(snapex::auth::routes())
+        .merge(snapex::api::oauth::routes())
         .with_state(auth);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

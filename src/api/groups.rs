@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::json::{Body, Reply};
 use super::versioning::ONLY_2023;
 use super::{ApiError, AppState, Ctx, check_id};
-use crate::auth::{Principal, Role};
+use crate::auth::{Denied, Principal, Role};
 use crate::store::{Project, StoreError};
 
 pub fn routes() -> Router<AppState> {
@@ -93,7 +93,7 @@ async fn create(
             )
             .with_parameters([body.name.clone()]));
         }
-        Err(StoreError::NotFound { .. }) => return Err(crate::auth::org_not_found(&body.org_id)),
+        Err(StoreError::NotFound { .. }) => return Err(super::auth::org_not_found(&body.org_id)),
         Err(e) => return Err(e.into()),
     };
     Ok(Reply::ok(
@@ -140,12 +140,9 @@ async fn get_by_name(
     // A project the caller cannot see is answered exactly like one that does not exist.
     principal
         .require_group(&project.id, Role::GroupReadOnly)
-        .map_err(|e| {
-            if e.status == axum::http::StatusCode::NOT_FOUND {
-                not_found()
-            } else {
-                e
-            }
+        .map_err(|e| match e {
+            Denied::GroupNotFound { .. } => not_found(),
+            other => ApiError::from(other),
         })?;
     Ok(Reply::ok(
         served,

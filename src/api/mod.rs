@@ -1,6 +1,9 @@
 //! The Atlas-compatible Admin API (`/api/atlas/v2`, `/api/atlas/v1.0`) and the snapex
 //! extensions (`/api/snapex/v1`), one file per resource; conventions in [`versioning`],
-//! [`pagination`] and [`json`], the error body in [`error`].
+//! [`pagination`] and [`json`], the error body in [`error`]. The HTTP side of authentication
+//! is here too: [`auth`] (the [`Principal`] extractor, and the one mapping of `crate::auth`'s
+//! refusals to 401/403/404) and [`oauth`] (the OAuth token endpoints); the rules themselves
+//! are `crate::auth`'s.
 //!
 //! [`app`] builds the router from an [`AppState`]; serving (sockets, shutdown, the job runner)
 //! is `cli::serve`'s, so tests can drive the router directly or over a real socket.
@@ -14,6 +17,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod access_roles;
+pub mod auth;
 pub mod clusters;
 pub mod error;
 pub mod export_buckets;
@@ -21,6 +25,7 @@ pub mod export_jobs;
 pub mod groups;
 pub mod health;
 pub mod json;
+pub mod oauth;
 pub mod openapi;
 pub mod orgs;
 pub mod pagination;
@@ -92,7 +97,7 @@ pub fn app(state: AppState) -> Router {
         .merge(schedule::routes())
         .merge(health::routes())
         .merge(openapi::routes())
-        .merge(crate::auth::routes::<AppState>())
+        .merge(oauth::routes::<AppState>())
         .fallback(not_found)
         .layer(axum::middleware::from_fn(move |req, next| {
             health::track(metrics.clone(), req, next)
@@ -182,7 +187,7 @@ pub async fn project_for(
         .store
         .get_project(group_id)
         .await?
-        .ok_or_else(|| crate::auth::group_not_found(group_id))
+        .ok_or_else(|| self::auth::group_not_found(group_id))
 }
 
 /// The cluster `name` of the project, 404 `CLUSTER_NOT_FOUND` otherwise.

@@ -27,7 +27,7 @@ async fn get_org(
         .store
         .get_org(&org_id)
         .await?
-        .ok_or_else(|| crate::auth::org_not_found(&org_id))?;
+        .ok_or_else(|| super::auth::org_not_found(&org_id))?;
     Ok(Reply::ok(
         served,
         ctx.query.format,

@@ -1,5 +1,7 @@
-//! [`AuthService`]: credentials in the metadata store, request authentication, and the
-//! [`Principal`] extractor that handlers take as their first argument.
+//! [`AuthService`]: credentials (kept in the store, `store::credentials`) and request
+//! authentication, with no HTTP types: [`AuthService::authenticate`] takes the method, the
+//! request target and the `Authorization` value, and answers a [`Principal`] or a typed
+//! refusal ([`Denied`]) that `api::auth` turns into Atlas's 401.
 //!
 //! Replay protection for Digest: every `(nonce, nc)` accepted is inserted into the shared
 //! `digest_nonce_uses` table, and a second use of the same pair is refused. Doing it in the
@@ -10,30 +12,24 @@
 //! concurrent requests (the Go digest transport does) may deliver counts out of order.
 //! Bearer requests need no write.
 
-// `ApiError` is the one error type of every handler (src/api/error.rs) and is returned as is,
-// like the handlers do; its size is that type's design, not this module's.
-#![allow(clippy::result_large_err)]
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::extract::{FromRef, FromRequestParts};
-use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::{Rng, RngCore};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
-use sqlx::Row;
 use subtle::ConstantTimeEq;
 
 use super::digest::{self, DigestCredentials, NonceSigner, NonceState, REALM};
+use super::principal::{Denied, Grant, Principal, PrincipalKind, Refused};
 use super::roles::Role;
 use super::secrets::{SecretBox, SecretError};
-use crate::api::error::ApiError;
-use crate::store::{Store, StoreError};
+use crate::store::{
+    NewApiKeyRow, NewServiceAccountRow, Store, StoreError, StoredGrant, TokenOwner,
+};
 
 /// Default lifetime of a Digest nonce; past it a correct response earns `stale=true`.
 pub const DEFAULT_NONCE_TTL: Duration = Duration::from_secs(300);
@@ -45,10 +41,11 @@ const KEY_CHECK_PLAINTEXT: &[u8] = b"snapex deployment key check v1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
+    /// The request is not authenticated, or the caller may not do what it asks.
+    #[error(transparent)]
+    Denied(#[from] Denied),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("database error")]
-    Db(#[from] sqlx::Error),
     #[error(transparent)]
     Secret(#[from] SecretError),
     #[error("organization {0} not found")]
@@ -76,138 +73,12 @@ pub enum AuthError {
          (every node must share SNAPEX_SECRET_KEY or the same secret.key)"
     )]
     KeyMismatch,
-}
-
-/// A role held by a key or service account: on its organization (`group_id: None`) or on one
-/// project.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Grant {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub group_id: Option<String>,
-    pub role: Role,
-}
-
-/// Who made a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PrincipalKind {
-    ApiKey { public_key: String },
-    ServiceAccount { client_id: String },
-}
-
-/// An authenticated caller and what it may do. Handlers take it as an extractor (first, before
-/// any body extractor, so that an unauthenticated request gets 401 and not a body error).
-#[derive(Debug, Clone)]
-pub struct Principal {
-    /// The id of the API key or service account.
-    pub id: String,
-    pub kind: PrincipalKind,
-    /// The organization the key or service account belongs to.
-    pub org_id: String,
-    pub grants: Vec<Grant>,
-    /// Projects of `org_id`, loaded only when an organization role reaches into projects.
-    org_projects: Vec<String>,
-}
-
-/// Answer for a project the caller has no role in, the same whether it exists or not, so that
-/// a key of one project learns nothing about another.
-pub fn group_not_found(group_id: &str) -> ApiError {
-    ApiError::not_found(
-        "GROUP_NOT_FOUND",
-        format!("No group with ID {group_id} exists."),
-    )
-    .with_parameters([group_id.to_string()])
-}
-
-/// Answer for an organization the caller does not belong to.
-pub fn org_not_found(org_id: &str) -> ApiError {
-    ApiError::not_found(
-        "ORG_NOT_FOUND",
-        format!("No organization with ID {org_id} exists."),
-    )
-    .with_parameters([org_id.to_string()])
-}
-
-fn insufficient(role: Role) -> ApiError {
-    ApiError::forbidden(format!(
-        "Current user is not authorized to perform this action: the {} role is required.",
-        role.display_name()
-    ))
-}
-
-impl Principal {
-    /// The project roles the caller holds on `group_id`, org roles that reach it included.
-    pub fn group_roles(&self, group_id: &str) -> Vec<Role> {
-        let mut roles: Vec<Role> = self
-            .grants
-            .iter()
-            .filter(|g| g.group_id.as_deref() == Some(group_id))
-            .map(|g| g.role)
-            .collect();
-        if self.org_projects.iter().any(|p| p == group_id) {
-            roles.extend(
-                self.grants
-                    .iter()
-                    .filter(|g| g.group_id.is_none())
-                    .filter_map(|g| g.role.project_role_in_org()),
-            );
-        }
-        roles
-    }
-
-    /// Whether the caller holds `role` (or a role that implies it) on `group_id`.
-    pub fn has_group_role(&self, group_id: &str, role: Role) -> bool {
-        self.group_roles(group_id).iter().any(|r| r.implies(role))
-    }
-
-    /// Ok when the caller holds `role` on the project. No role at all there (another
-    /// project, or one that does not exist) → 404 `GROUP_NOT_FOUND`; a weaker role → 403
-    /// `USER_UNAUTHORIZED`.
-    pub fn require_group(&self, group_id: &str, role: Role) -> Result<(), ApiError> {
-        let roles = self.group_roles(group_id);
-        if roles.is_empty() {
-            return Err(group_not_found(group_id));
-        }
-        if roles.iter().any(|r| r.implies(role)) {
-            Ok(())
-        } else {
-            Err(insufficient(role))
-        }
-    }
-
-    /// Ok when the caller holds the organization role `role` on `org_id`. Another
-    /// organization → 404 `ORG_NOT_FOUND`; its own organization without the role (a project
-    /// key, for instance) → 403.
-    pub fn require_org(&self, org_id: &str, role: Role) -> Result<(), ApiError> {
-        if org_id != self.org_id {
-            return Err(org_not_found(org_id));
-        }
-        let ok = self
-            .grants
-            .iter()
-            .filter(|g| g.group_id.is_none())
-            .any(|g| g.role.implies(role));
-        if ok { Ok(()) } else { Err(insufficient(role)) }
-    }
-
-    /// The projects the caller can see at all (for listings such as `GET /groups`).
-    pub fn visible_group_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self
-            .grants
-            .iter()
-            .filter_map(|g| g.group_id.clone())
-            .collect();
-        if self
-            .grants
-            .iter()
-            .any(|g| g.group_id.is_none() && g.role.project_role_in_org().is_some())
-        {
-            ids.extend(self.org_projects.iter().cloned());
-        }
-        ids.sort();
-        ids.dedup();
-        ids
-    }
+    #[error("sealed digest ha1 of api key {key_id} is not text")]
+    CorruptHa1 {
+        key_id: String,
+        #[source]
+        source: std::string::FromUtf8Error,
+    },
 }
 
 /// A new API key; `private_key` exists only here and is never stored.
@@ -287,10 +158,6 @@ fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
-fn now_millis() -> i64 {
-    crate::store::to_millis(crate::store::now())
-}
-
 /// Atlas public keys are 8 lowercase letters.
 fn new_public_key() -> String {
     let mut rng = rand::rngs::OsRng;
@@ -322,17 +189,33 @@ fn random_token(bytes: usize) -> String {
     URL_SAFE_NO_PAD.encode(b)
 }
 
-fn grant_from_row(row: &sqlx::any::AnyRow) -> Result<Grant, AuthError> {
-    let group_id: String = row.try_get("group_id")?;
-    let role: String = row.try_get("role")?;
-    let role = role.parse::<Role>().map_err(|e| StoreError::Corrupt {
-        column: "auth_grants.role".into(),
-        message: e.to_string(),
-    })?;
+/// A grant read back from the store; a role name this version does not know is a corrupt row.
+fn grant_from_stored(stored: StoredGrant) -> Result<Grant, AuthError> {
+    let role = stored
+        .role
+        .parse::<Role>()
+        .map_err(|e| StoreError::Corrupt {
+            column: "auth_grants.role".into(),
+            message: e.to_string(),
+        })?;
     Ok(Grant {
-        group_id: (!group_id.is_empty()).then_some(group_id),
+        group_id: stored.group_id,
         role,
     })
+}
+
+fn grants_from_stored(stored: Vec<StoredGrant>) -> Result<Vec<Grant>, AuthError> {
+    stored.into_iter().map(grant_from_stored).collect()
+}
+
+fn stored_grants(grants: &[Grant]) -> Vec<StoredGrant> {
+    grants
+        .iter()
+        .map(|g| StoredGrant {
+            group_id: g.group_id.clone(),
+            role: g.role.as_str().to_string(),
+        })
+        .collect()
 }
 
 impl AuthService {
@@ -367,18 +250,8 @@ impl AuthService {
     /// Checks that this node's key is the deployment's: the first caller seals a known value,
     /// later callers must be able to open it. Call at start (`serve`, admin commands).
     pub async fn verify_deployment_key(&self) -> Result<(), AuthError> {
-        let pool = self.inner.store.pool();
         let sealed = self.inner.secrets.seal(KEY_CHECK_PLAINTEXT);
-        sqlx::query(
-            "INSERT INTO auth_key_check (id, sealed) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(&sealed)
-        .execute(pool)
-        .await?;
-        let row = sqlx::query("SELECT sealed FROM auth_key_check WHERE id = 1")
-            .fetch_one(pool)
-            .await?;
-        let stored: String = row.try_get("sealed")?;
+        let stored = self.inner.store.deployment_key_check(&sealed).await?;
         match self.inner.secrets.open(&stored) {
             Ok(v) if v == KEY_CHECK_PLAINTEXT => Ok(()),
             _ => Err(AuthError::KeyMismatch),
@@ -443,27 +316,6 @@ impl AuthService {
         Ok(grants)
     }
 
-    async fn insert_grants(
-        &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        principal_id: &str,
-        org_id: &str,
-        grants: &[Grant],
-    ) -> Result<(), AuthError> {
-        for g in grants {
-            sqlx::query(
-                "INSERT INTO auth_grants (principal_id, org_id, group_id, role) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(principal_id)
-            .bind(org_id)
-            .bind(g.group_id.as_deref().unwrap_or(""))
-            .bind(g.role.as_str())
-            .execute(&mut **tx)
-            .await?;
-        }
-        Ok(())
-    }
-
     /// Creates a programmatic API key with `roles` on the organization (`group_id: None`) or
     /// on one project of it. Only the sealed HA1 is stored.
     pub async fn create_api_key(
@@ -474,6 +326,7 @@ impl AuthService {
         description: &str,
     ) -> Result<NewApiKey, AuthError> {
         let grants = self.check_grants(org_id, group_id, roles).await?;
+        let stored = stored_grants(&grants);
         // A public key is 8 letters (26^8); retry the rare collision on the unique column.
         for _ in 0..5 {
             let id = crate::store::new_id();
@@ -481,26 +334,17 @@ impl AuthService {
             let private_key = new_private_key();
             let ha1 = digest::ha1(&public_key, REALM, &private_key);
             let sealed = self.inner.secrets.seal(ha1.as_bytes());
-            let mut tx = self.inner.store.pool().begin().await?;
-            let inserted = sqlx::query(
-                "INSERT INTO api_keys (id, org_id, public_key, sealed_ha1, description, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (public_key) DO NOTHING",
-            )
-            .bind(&id)
-            .bind(org_id)
-            .bind(&public_key)
-            .bind(&sealed)
-            .bind(description)
-            .bind(now_millis())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if inserted == 0 {
-                tx.rollback().await?;
+            let row = NewApiKeyRow {
+                id,
+                org_id: org_id.to_string(),
+                public_key,
+                sealed_ha1: sealed,
+                description: description.to_string(),
+            };
+            if !self.inner.store.insert_api_key(&row, &stored).await? {
                 continue;
             }
-            self.insert_grants(&mut tx, &id, org_id, &grants).await?;
-            tx.commit().await?;
+            let NewApiKeyRow { id, public_key, .. } = row;
             tracing::info!(key_id = %id, public_key = %public_key, org_id, "api key created");
             return Ok(NewApiKey {
                 id,
@@ -528,21 +372,18 @@ impl AuthService {
         // Atlas's formats: mdb_sa_id_<24 hex> and mdb_sa_sk_<secret>.
         let client_id = format!("mdb_sa_id_{}", crate::store::new_id());
         let client_secret = format!("mdb_sa_sk_{}", random_token(30));
-        let mut tx = self.inner.store.pool().begin().await?;
-        sqlx::query(
-            "INSERT INTO service_accounts (id, org_id, client_id, secret_sha256, name, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&id)
-        .bind(org_id)
-        .bind(&client_id)
-        .bind(sha256_hex(client_secret.as_bytes()))
-        .bind(name)
-        .bind(now_millis())
-        .execute(&mut *tx)
-        .await?;
-        self.insert_grants(&mut tx, &id, org_id, &grants).await?;
-        tx.commit().await?;
+        let row = NewServiceAccountRow {
+            id,
+            org_id: org_id.to_string(),
+            client_id,
+            secret_sha256: sha256_hex(client_secret.as_bytes()),
+            name: name.to_string(),
+        };
+        self.inner
+            .store
+            .insert_service_account(&row, &stored_grants(&grants))
+            .await?;
+        let NewServiceAccountRow { id, client_id, .. } = row;
         tracing::info!(service_account_id = %id, client_id = %client_id, org_id, "service account created");
         Ok(NewServiceAccount {
             id,
@@ -554,84 +395,49 @@ impl AuthService {
     }
 
     async fn grants_of(&self, principal_id: &str) -> Result<Vec<Grant>, AuthError> {
-        let rows = sqlx::query(
-            "SELECT group_id, role FROM auth_grants WHERE principal_id = $1 ORDER BY group_id, role",
-        )
-        .bind(principal_id)
-        .fetch_all(self.inner.store.pool())
-        .await?;
-        rows.iter().map(grant_from_row).collect()
+        grants_from_stored(self.inner.store.list_grants(principal_id).await?)
     }
 
     pub async fn list_api_keys(&self, org_id: &str) -> Result<Vec<ApiKeyInfo>, AuthError> {
-        let rows = sqlx::query(
-            "SELECT id, public_key, org_id, description FROM api_keys WHERE org_id = $1 ORDER BY created_at, id",
-        )
-        .bind(org_id)
-        .fetch_all(self.inner.store.pool())
-        .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let id: String = row.try_get("id")?;
-            out.push(ApiKeyInfo {
-                grants: self.grants_of(&id).await?,
-                id,
-                public_key: row.try_get("public_key")?,
-                org_id: row.try_get("org_id")?,
-                description: row.try_get("description")?,
-            });
-        }
-        Ok(out)
+        let keys = self.inner.store.list_api_keys(org_id).await?;
+        keys.into_iter()
+            .map(|k| {
+                Ok(ApiKeyInfo {
+                    id: k.id,
+                    public_key: k.public_key,
+                    org_id: k.org_id,
+                    description: k.description,
+                    grants: grants_from_stored(k.grants)?,
+                })
+            })
+            .collect()
     }
 
     pub async fn list_service_accounts(
         &self,
         org_id: &str,
     ) -> Result<Vec<ServiceAccountInfo>, AuthError> {
-        let rows = sqlx::query(
-            "SELECT id, client_id, org_id, name FROM service_accounts WHERE org_id = $1 ORDER BY created_at, id",
-        )
-        .bind(org_id)
-        .fetch_all(self.inner.store.pool())
-        .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let id: String = row.try_get("id")?;
-            out.push(ServiceAccountInfo {
-                grants: self.grants_of(&id).await?,
-                id,
-                client_id: row.try_get("client_id")?,
-                org_id: row.try_get("org_id")?,
-                name: row.try_get("name")?,
-            });
-        }
-        Ok(out)
+        let accounts = self.inner.store.list_service_accounts(org_id).await?;
+        accounts
+            .into_iter()
+            .map(|a| {
+                Ok(ServiceAccountInfo {
+                    id: a.id,
+                    client_id: a.client_id,
+                    org_id: a.org_id,
+                    name: a.name,
+                    grants: grants_from_stored(a.grants)?,
+                })
+            })
+            .collect()
     }
 
     /// Deletes an API key of `org_id`, named by id or public key; it stops working at once.
     /// Returns whether a key was deleted.
     pub async fn delete_api_key(&self, org_id: &str, key: &str) -> Result<bool, AuthError> {
-        let mut tx = self.inner.store.pool().begin().await?;
-        let row = sqlx::query(
-            "SELECT id FROM api_keys WHERE org_id = $1 AND (id = $2 OR public_key = $2)",
-        )
-        .bind(org_id)
-        .bind(key)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
+        let Some(id) = self.inner.store.delete_api_key(org_id, key).await? else {
             return Ok(false);
         };
-        let id: String = row.try_get("id")?;
-        sqlx::query("DELETE FROM auth_grants WHERE principal_id = $1")
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM api_keys WHERE id = $1")
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
         tracing::info!(key_id = %id, org_id, "api key deleted");
         Ok(true)
     }
@@ -642,26 +448,14 @@ impl AuthService {
         org_id: &str,
         account: &str,
     ) -> Result<bool, AuthError> {
-        let mut tx = self.inner.store.pool().begin().await?;
-        let row = sqlx::query(
-            "SELECT id FROM service_accounts WHERE org_id = $1 AND (id = $2 OR client_id = $2)",
-        )
-        .bind(org_id)
-        .bind(account)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
+        let Some(id) = self
+            .inner
+            .store
+            .delete_service_account(org_id, account)
+            .await?
+        else {
             return Ok(false);
         };
-        let id: String = row.try_get("id")?;
-        for sql in [
-            "DELETE FROM oauth_tokens WHERE service_account_id = $1",
-            "DELETE FROM auth_grants WHERE principal_id = $1",
-            "DELETE FROM service_accounts WHERE id = $1",
-        ] {
-            sqlx::query(sql).bind(&id).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
         tracing::info!(service_account_id = %id, org_id, "service account deleted");
         Ok(true)
     }
@@ -672,18 +466,18 @@ impl AuthService {
         client_id: &str,
         client_secret: &str,
     ) -> Result<String, AuthError> {
-        let row =
-            sqlx::query("SELECT id, secret_sha256 FROM service_accounts WHERE client_id = $1")
-                .bind(client_id)
-                .fetch_optional(self.inner.store.pool())
-                .await?;
+        let account = self
+            .inner
+            .store
+            .service_account_by_client_id(client_id)
+            .await?;
+        // Hash before looking at the row, so that an unknown client id costs the same.
         let given = sha256_hex(client_secret.as_bytes());
-        let Some(row) = row else {
+        let Some(account) = account else {
             return Err(AuthError::InvalidClient);
         };
-        let stored: String = row.try_get("secret_sha256")?;
-        if bool::from(stored.as_bytes().ct_eq(given.as_bytes())) {
-            Ok(row.try_get("id")?)
+        if bool::from(account.secret_sha256.as_bytes().ct_eq(given.as_bytes())) {
+            Ok(account.id)
         } else {
             Err(AuthError::InvalidClient)
         }
@@ -698,18 +492,10 @@ impl AuthService {
     ) -> Result<IssuedToken, AuthError> {
         let account_id = self.check_client(client_id, client_secret).await?;
         let token = random_token(32);
-        let now = now_millis();
-        let ttl_ms = i64::try_from(TOKEN_TTL.as_millis()).unwrap_or(i64::MAX);
-        sqlx::query(
-            "INSERT INTO oauth_tokens (token_sha256, service_account_id, expires_at, created_at) \
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(sha256_hex(token.as_bytes()))
-        .bind(&account_id)
-        .bind(now.saturating_add(ttl_ms))
-        .bind(now)
-        .execute(self.inner.store.pool())
-        .await?;
+        self.inner
+            .store
+            .insert_oauth_token(&sha256_hex(token.as_bytes()), &account_id, TOKEN_TTL)
+            .await?;
         self.maybe_purge();
         tracing::info!(client_id, "oauth token issued");
         Ok(IssuedToken {
@@ -727,14 +513,11 @@ impl AuthService {
         token: &str,
     ) -> Result<(), AuthError> {
         let account_id = self.check_client(client_id, client_secret).await?;
-        let done = sqlx::query(
-            "DELETE FROM oauth_tokens WHERE token_sha256 = $1 AND service_account_id = $2",
-        )
-        .bind(sha256_hex(token.as_bytes()))
-        .bind(&account_id)
-        .execute(self.inner.store.pool())
-        .await?
-        .rows_affected();
+        let done = self
+            .inner
+            .store
+            .delete_oauth_token(&sha256_hex(token.as_bytes()), &account_id)
+            .await?;
         tracing::info!(client_id, revoked = done, "oauth token revocation");
         Ok(())
     }
@@ -755,27 +538,16 @@ impl AuthService {
 
     /// Deletes expired nonce uses and bearer tokens.
     pub async fn purge_expired(&self) -> Result<(), AuthError> {
-        let now = now_millis();
-        let pool = self.inner.store.pool();
-        sqlx::query("DELETE FROM digest_nonce_uses WHERE expires_at < $1")
-            .bind(now)
-            .execute(pool)
-            .await?;
-        sqlx::query("DELETE FROM oauth_tokens WHERE expires_at < $1")
-            .bind(now)
-            .execute(pool)
-            .await?;
-        Ok(())
+        Ok(self.inner.store.purge_expired_credentials().await?)
     }
 
-    /// A 401 with a fresh Digest challenge.
-    pub fn challenge(&self, detail: &str, stale: bool) -> ApiError {
-        let value = self.inner.nonces.challenge(stale);
-        let mut error = ApiError::unauthorized(detail.to_string());
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            error = error.with_header(header::WWW_AUTHENTICATE, v);
-        }
-        error
+    /// A refusal with a fresh Digest challenge, whatever scheme the client tried: Atlas
+    /// answers every unauthenticated request with a Digest challenge.
+    fn refuse(&self, reason: Refused) -> AuthError {
+        AuthError::Denied(Denied::Unauthenticated {
+            reason,
+            challenge: self.inner.nonces.challenge(reason.is_stale()),
+        })
     }
 
     async fn principal(
@@ -799,68 +571,66 @@ impl AuthService {
         } else {
             Vec::new()
         };
-        Ok(Principal {
-            id,
-            kind,
-            org_id,
-            grants,
-            org_projects,
-        })
+        Ok(Principal::new(id, kind, org_id, grants, org_projects))
     }
 
-    /// Authenticates a request from its `Authorization` header (Digest or Bearer).
-    pub async fn authenticate(&self, parts: &Parts) -> Result<Principal, ApiError> {
-        const NOT_AUTHENTICATED: &str = "You are not authorized for this resource.";
-        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-            return Err(self.challenge(NOT_AUTHENTICATED, false));
+    /// Authenticates a request from its `Authorization` header value (Digest or Bearer;
+    /// `None` when there is none). A Digest response is checked against `method` and
+    /// `target`, the request target as sent in the request line (path and query).
+    ///
+    /// Credentials that do not check out give [`AuthError::Denied`] with
+    /// [`Denied::Unauthenticated`] and a fresh challenge; any other error is a failure of the
+    /// store or of a sealed value.
+    pub async fn authenticate(
+        &self,
+        method: &str,
+        target: &str,
+        authorization: Option<&str>,
+    ) -> Result<Principal, AuthError> {
+        let Some(value) = authorization else {
+            return Err(self.refuse(Refused::Credentials));
         };
-        let Ok(value) = value.to_str() else {
-            return Err(self.challenge(NOT_AUTHENTICATED, false));
-        };
-        let trimmed = value.trim_start();
-        if trimmed.len() > 7 && trimmed[..7].eq_ignore_ascii_case("bearer ") {
-            return self.authenticate_bearer(trimmed[7..].trim()).await;
+        if let Some(token) = bearer_token(value) {
+            return self.authenticate_bearer(token).await;
         }
         let creds = match DigestCredentials::parse(value) {
             Ok(c) => c,
             Err(error) => {
                 tracing::debug!(error = %error, "refused authorization header");
-                return Err(self.challenge(NOT_AUTHENTICATED, false));
+                return Err(self.refuse(Refused::Credentials));
             }
         };
-        self.authenticate_digest(parts, &creds).await
+        self.authenticate_digest(method, target, &creds).await
     }
 
-    async fn authenticate_bearer(&self, token: &str) -> Result<Principal, ApiError> {
-        let row = sqlx::query(
-            "SELECT s.id, s.client_id, s.org_id FROM oauth_tokens t \
-             JOIN service_accounts s ON s.id = t.service_account_id \
-             WHERE t.token_sha256 = $1 AND t.expires_at > $2",
-        )
-        .bind(sha256_hex(token.as_bytes()))
-        .bind(now_millis())
-        .fetch_optional(self.inner.store.pool())
-        .await
-        .map_err(ApiError::internal)?;
-        let Some(row) = row else {
+    async fn authenticate_bearer(&self, token: &str) -> Result<Principal, AuthError> {
+        let owner = self
+            .inner
+            .store
+            .oauth_token_owner(&sha256_hex(token.as_bytes()))
+            .await?;
+        let Some(TokenOwner {
+            id,
+            client_id,
+            org_id,
+        }) = owner
+        else {
             tracing::debug!("refused unknown or expired bearer token");
-            return Err(self.challenge("Invalid or expired access token.", false));
+            return Err(self.refuse(Refused::Token));
         };
-        let get = |c: &str| row.try_get::<String, _>(c).map_err(ApiError::internal);
-        let (id, client_id, org_id) = (get("id")?, get("client_id")?, get("org_id")?);
         self.principal(id, PrincipalKind::ServiceAccount { client_id }, org_id)
             .await
-            .map_err(ApiError::internal)
     }
 
     async fn authenticate_digest(
         &self,
-        parts: &Parts,
+        method: &str,
+        target: &str,
         creds: &DigestCredentials,
-    ) -> Result<Principal, ApiError> {
+    ) -> Result<Principal, AuthError> {
         let refuse = |reason: &str| {
             tracing::debug!(public_key = %creds.username, reason, "refused digest credentials");
-            self.challenge("You are not authorized for this resource.", false)
+            self.refuse(Refused::Credentials)
         };
         if creds.realm != REALM {
             return Err(refuse("wrong realm"));
@@ -870,34 +640,31 @@ impl AuthService {
         {
             return Err(refuse("wrong opaque"));
         }
-        if !uri_matches(&creds.uri, parts) {
+        if !uri_matches(&creds.uri, target) {
             return Err(refuse("uri does not match the request"));
         }
         let nonce_state = self.inner.nonces.check(&creds.nonce);
         if nonce_state == NonceState::Invalid {
             return Err(refuse("nonce not issued by this deployment"));
         }
-        let row = sqlx::query("SELECT id, org_id, sealed_ha1 FROM api_keys WHERE public_key = $1")
-            .bind(&creds.username)
-            .fetch_optional(self.inner.store.pool())
-            .await
-            .map_err(ApiError::internal)?;
-        let Some(row) = row else {
+        let Some(key) = self
+            .inner
+            .store
+            .api_key_by_public_key(&creds.username)
+            .await?
+        else {
             // Do the same hashing as for a known key, so that timing does not tell which
             // public keys exist.
             let dummy = digest::ha1(&creds.username, REALM, "");
-            let _ = creds.expected_response(&dummy, parts.method.as_str());
+            let _ = creds.expected_response(&dummy, method);
             return Err(refuse("unknown public key"));
         };
-        let get = |c: &str| row.try_get::<String, _>(c).map_err(ApiError::internal);
-        let (id, org_id, sealed) = (get("id")?, get("org_id")?, get("sealed_ha1")?);
-        let ha1 = self
-            .inner
-            .secrets
-            .open(&sealed)
-            .map_err(ApiError::internal)?;
-        let ha1 = String::from_utf8(ha1).map_err(ApiError::internal)?;
-        let Some(expected) = creds.expected_response(&ha1, parts.method.as_str()) else {
+        let ha1 = self.inner.secrets.open(&key.sealed_ha1)?;
+        let ha1 = String::from_utf8(ha1).map_err(|source| AuthError::CorruptHa1 {
+            key_id: key.id.clone(),
+            source,
+        })?;
+        let Some(expected) = creds.expected_response(&ha1, method) else {
             return Err(refuse("unsupported qop or algorithm"));
         };
         if !digest::digests_equal(&expected, &creds.response) {
@@ -909,50 +676,48 @@ impl AuthService {
             // the new nonce without asking for the password again.
             _ => {
                 tracing::debug!(public_key = %creds.username, "stale digest nonce");
-                return Err(self.challenge("The digest nonce has expired.", true));
+                return Err(self.refuse(Refused::StaleNonce));
             }
         };
         let nc = match creds.nonce_count() {
             Some(nc) if nc >= 1 => nc,
             _ => return Err(refuse("bad nonce count")),
         };
-        let fresh = sqlx::query(
-            "INSERT INTO digest_nonce_uses (nonce, nc, expires_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (nonce, nc) DO NOTHING",
-        )
-        .bind(&creds.nonce)
-        .bind(i64::try_from(nc).unwrap_or(i64::MAX))
-        .bind(i64::try_from(expires_at.saturating_mul(1000)).unwrap_or(i64::MAX))
-        .execute(self.inner.store.pool())
-        .await
-        .map_err(ApiError::internal)?
-        .rows_affected()
-            == 1;
+        let fresh = self
+            .inner
+            .store
+            .record_nonce_use(&creds.nonce, nc, expires_at)
+            .await?;
         self.maybe_purge();
         if !fresh {
             tracing::warn!(public_key = %creds.username, nc, "replayed digest nonce count refused");
-            return Err(self.challenge("The digest nonce count was already used.", false));
+            return Err(self.refuse(Refused::ReplayedNonce));
         }
         self.principal(
-            id,
+            key.id,
             PrincipalKind::ApiKey {
                 public_key: creds.username.clone(),
             },
-            org_id,
+            key.org_id,
         )
         .await
-        .map_err(ApiError::internal)
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value (scheme case-insensitive), `None` for
+/// any other scheme. A value that is only `Bearer ` is left to the Digest parser, which
+/// refuses it.
+fn bearer_token(value: &str) -> Option<&str> {
+    let value = value.trim_start();
+    // `get` rather than slicing: the value may hold non-ASCII text, and a slice inside a
+    // character would panic.
+    let (scheme, rest) = (value.get(..7)?, value.get(7..)?);
+    (!rest.is_empty() && scheme.eq_ignore_ascii_case("bearer ")).then(|| rest.trim())
 }
 
 /// The digest `uri` must name the request target (path and query), either as sent or as an
 /// absolute URL.
-fn uri_matches(digest_uri: &str, parts: &Parts) -> bool {
-    let target = parts
-        .uri
-        .path_and_query()
-        .map(|pq| pq.as_str())
-        .unwrap_or("/");
+fn uri_matches(digest_uri: &str, target: &str) -> bool {
     if digest_uri == target {
         return true;
     }
@@ -969,140 +734,9 @@ fn uri_matches(digest_uri: &str, parts: &Parts) -> bool {
     }
 }
 
-impl<S> FromRequestParts<S> for Principal
-where
-    AuthService: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        // Authenticate once per request: a second Digest check would see its own nonce count
-        // as a replay.
-        if let Some(principal) = parts.extensions.get::<Principal>() {
-            return Ok(principal.clone());
-        }
-        let auth = AuthService::from_ref(state);
-        let principal = auth.authenticate(parts).await?;
-        parts.extensions.insert(principal.clone());
-        Ok(principal)
-    }
-}
-
-/// Maps administrative failures to API errors (for handlers that create keys).
-impl From<AuthError> for ApiError {
-    fn from(e: AuthError) -> Self {
-        match e {
-            AuthError::OrgNotFound(id) => org_not_found(&id),
-            AuthError::ProjectNotFound(id) => group_not_found(&id),
-            AuthError::InvalidClient => ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "UNAUTHORIZED",
-                "Invalid client credentials.",
-            ),
-            e @ (AuthError::ProjectNotInOrg { .. }
-            | AuthError::RoleLevel { .. }
-            | AuthError::NoRole) => ApiError::bad_request("INVALID_ROLE", e.to_string()),
-            other => ApiError::internal(other),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn principal(grants: Vec<Grant>, org_projects: &[&str]) -> Principal {
-        Principal {
-            id: "k".into(),
-            kind: PrincipalKind::ApiKey {
-                public_key: "abcdefgh".into(),
-            },
-            org_id: "org".into(),
-            grants,
-            org_projects: org_projects.iter().map(|s| s.to_string()).collect(),
-        }
-    }
-
-    fn org_grant(role: Role) -> Grant {
-        Grant {
-            group_id: None,
-            role,
-        }
-    }
-
-    #[test]
-    fn org_read_only_reads_every_project_of_its_org_and_writes_none() {
-        let p = principal(vec![org_grant(Role::OrgReadOnly)], &["p1", "p2"]);
-        assert!(p.require_group("p1", Role::GroupReadOnly).is_ok());
-        assert!(p.require_group("p2", Role::GroupReadOnly).is_ok());
-        let e = p.require_group("p1", Role::GroupBackupManager).unwrap_err();
-        assert_eq!(e.status, StatusCode::FORBIDDEN);
-        let e = p.require_group("p3", Role::GroupReadOnly).unwrap_err();
-        assert_eq!(e.status, StatusCode::NOT_FOUND);
-        assert_eq!(e.error_code, "GROUP_NOT_FOUND");
-        assert_eq!(p.visible_group_ids(), ["p1", "p2"]);
-        assert!(p.require_org("org", Role::OrgMember).is_ok());
-        assert_eq!(
-            p.require_org("org", Role::OrgOwner).unwrap_err().status,
-            StatusCode::FORBIDDEN
-        );
-        assert_eq!(
-            p.require_org("other", Role::OrgMember)
-                .unwrap_err()
-                .error_code,
-            "ORG_NOT_FOUND"
-        );
-    }
-
-    #[test]
-    fn org_member_sees_no_project_and_project_roles_stay_in_their_project() {
-        let member = principal(vec![org_grant(Role::OrgMember)], &["p1"]);
-        assert_eq!(
-            member
-                .require_group("p1", Role::GroupReadOnly)
-                .unwrap_err()
-                .status,
-            StatusCode::NOT_FOUND
-        );
-        assert!(member.visible_group_ids().is_empty());
-        let operator = principal(
-            vec![Grant {
-                group_id: Some("p1".into()),
-                role: Role::GroupBackupExportOperator,
-            }],
-            &[],
-        );
-        assert!(
-            operator
-                .require_group("p1", Role::GroupBackupExportOperator)
-                .is_ok()
-        );
-        assert!(operator.require_group("p1", Role::GroupReadOnly).is_ok());
-        assert_eq!(
-            operator
-                .require_group("p1", Role::GroupBackupManager)
-                .unwrap_err()
-                .status,
-            StatusCode::FORBIDDEN
-        );
-        assert_eq!(
-            operator
-                .require_group("p2", Role::GroupReadOnly)
-                .unwrap_err()
-                .status,
-            StatusCode::NOT_FOUND
-        );
-        // A project key has no organization role.
-        assert_eq!(
-            operator
-                .require_org("org", Role::OrgMember)
-                .unwrap_err()
-                .status,
-            StatusCode::FORBIDDEN
-        );
-        assert_eq!(operator.visible_group_ids(), ["p1"]);
-    }
 
     #[test]
     fn atlas_style_key_formats() {
@@ -1113,5 +747,28 @@ mod tests {
         assert_eq!(private.len(), 36);
         assert_eq!(&private[14..15], "4");
         assert_ne!(new_private_key(), private);
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive_and_needs_a_token() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("  bEaReR  abc "), Some("abc"));
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("Digest username=\"x\""), None);
+        // Non-ASCII text must not panic (a byte slice at 7 would cut a character).
+        assert_eq!(bearer_token("Beaé rer x"), None);
+        assert_eq!(bearer_token("éééééé"), None);
+    }
+
+    #[test]
+    fn digest_uri_names_the_request_target_as_sent_or_absolute() {
+        let target = "/api/atlas/v2/groups/g1/probe?pretty=true";
+        assert!(uri_matches(target, target));
+        assert!(uri_matches(
+            "http://localhost:8080/api/atlas/v2/groups/g1/probe?pretty=true",
+            target
+        ));
+        assert!(!uri_matches("/api/atlas/v2/groups/g2/probe", target));
+        assert!(!uri_matches("/api/atlas/v2/groups/g1/probe", target));
     }
 }

@@ -16,6 +16,7 @@
 
 mod buckets;
 mod clusters;
+mod credentials;
 mod jobs;
 mod kinds;
 mod orgs;
@@ -33,6 +34,10 @@ use sqlx::{AnyPool, Executor};
 
 pub use buckets::{ExportBucket, NewExportBucket};
 pub use clusters::{Cluster, ClusterType, Label, NewCluster};
+pub use credentials::{
+    HashedClientSecret, NewApiKeyRow, NewServiceAccountRow, SealedApiKey, StoredApiKey,
+    StoredGrant, StoredServiceAccount, TokenOwner,
+};
 pub use jobs::{
     ClaimedJob, ExportJob, JobPart, JobState, NewExportJob, PartState, RecoveredJob, StateReason,
 };

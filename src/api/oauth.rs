@@ -1,6 +1,9 @@
 //! OAuth 2.0 client credentials for service accounts (RFC 6749 §4.4) and token revocation
 //! (RFC 7009): `POST /api/oauth/token` and `POST /api/oauth/revoke`.
 //!
+//! This file is the HTTP side only (form and Basic parsing, the RFC 6749 answers); checking
+//! the client, issuing and revoking tokens is [`AuthService`]'s.
+//!
 //! The client authenticates with HTTP Basic (what the Atlas SDKs and `golang.org/x/oauth2`
 //! send first) or with `client_id`/`client_secret` form fields. Errors on these two endpoints
 //! use the RFC 6749 body `{error, error_description}` rather than Atlas's error body, because
@@ -16,8 +19,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 
-use super::digest::REALM;
-use super::service::{AuthError, AuthService};
+use crate::auth::digest::REALM;
+use crate::auth::{AuthError, AuthService};
 
 /// The OAuth routes, for any router state from which an [`AuthService`] can be taken.
 pub fn routes<S>() -> Router<S>

@@ -36,7 +36,8 @@ pub struct ServeArgs {
     #[arg(long, env = "SNAPEX_BUCKET_ROOT")]
     pub bucket_root: Option<PathBuf>,
     /// TOML configuration file (keys: listen, bucket_root, database, node_id,
-    /// max_concurrent_replica_sets, lease_seconds, retention_interval_seconds, log_format).
+    /// max_concurrent_replica_sets, lease_seconds, retention_interval_seconds, log_format,
+    /// allow_environment_credentials, allow_insecure_endpoints).
     #[arg(long, env = "SNAPEX_CONFIG")]
     pub config: Option<PathBuf>,
     /// This node's name in job leases [default: the host name]. Must be unique per node and
@@ -55,6 +56,13 @@ pub struct ServeArgs {
     /// Log format: text or json [default: text].
     #[arg(long, env = "SNAPEX_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Projects that may create `fromEnvironment` access roles, which use this server's own
+    /// cloud identity: `all`, `none` or comma-separated project ids [default: none].
+    #[arg(long, env = "SNAPEX_ALLOW_ENVIRONMENT_CREDENTIALS")]
+    pub allow_environment_credentials: Option<String>,
+    /// Accept plain `http://` endpoints in access roles (object-store emulators) [default: false].
+    #[arg(long, env = "SNAPEX_ALLOW_INSECURE_ENDPOINTS")]
+    pub allow_insecure_endpoints: bool,
 }
 
 /// The `--config` file.
@@ -69,6 +77,8 @@ struct FileConfig {
     lease_seconds: Option<u64>,
     retention_interval_seconds: Option<u64>,
     log_format: Option<String>,
+    allow_environment_credentials: Option<String>,
+    allow_insecure_endpoints: Option<bool>,
 }
 
 /// Everything a server needs, resolved: where its data is, where it listens, and the
@@ -138,6 +148,15 @@ impl ServerConfig {
             anyhow::ensure!(v >= 1, "retention_interval_seconds must be at least 1");
             d.retention_interval = Duration::from_secs(v);
         }
+        if let Some(v) = args
+            .allow_environment_credentials
+            .clone()
+            .or(file.allow_environment_credentials)
+        {
+            d.environment_credentials = crate::service::ProjectSet::parse(&v);
+        }
+        d.allow_insecure_endpoints =
+            args.allow_insecure_endpoints || file.allow_insecure_endpoints.unwrap_or(false);
         if let Some(v) = args.log_format.clone().or(file.log_format) {
             anyhow::ensure!(
                 v == "text" || v == "json",
@@ -173,6 +192,14 @@ impl ServerConfig {
                 d.retention_interval.as_secs().to_string(),
             ),
             ("log_format".into(), self.log_format.clone()),
+            (
+                "allow_environment_credentials".into(),
+                d.environment_credentials.to_string(),
+            ),
+            (
+                "allow_insecure_endpoints".into(),
+                d.allow_insecure_endpoints.to_string(),
+            ),
         ]
     }
 }
@@ -347,6 +374,8 @@ mod tests {
             lease_seconds: None,
             retention_interval_seconds: None,
             log_format: None,
+            allow_environment_credentials: None,
+            allow_insecure_endpoints: false,
         }
     }
 

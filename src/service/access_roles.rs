@@ -45,8 +45,58 @@ pub enum AccessRoleError {
         #[source]
         source: serde_json::Error,
     },
+    /// A `fromEnvironment` role of a project the operator did not allow to use the server's
+    /// own identity.
+    #[error(
+        "access role {role_id} uses the server's environment credentials, which this project may not use"
+    )]
+    EnvironmentNotAllowed { role_id: String },
+    #[error("access role {role_id} has an endpoint the server does not allow")]
+    EndpointNotAllowed { role_id: String },
     #[error("metadata store")]
     Store(#[from] StoreError),
+}
+
+/// Why an endpoint is refused, or `None` when it is allowed: `https://` (or `http://` when the
+/// operator allows insecure endpoints, for emulators), and never a link-local or cloud
+/// metadata address — a tenant must not point the server's HTTP client at the host's own
+/// credential service.
+pub fn endpoint_refusal(endpoint: &str, allow_insecure: bool) -> Option<&'static str> {
+    let Ok(url) = url::Url::parse(endpoint) else {
+        return Some("not a URL");
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_insecure => {}
+        "http" => {
+            return Some(
+                "must be https:// (http:// only when the operator allows insecure endpoints)",
+            );
+        }
+        _ => return Some("must be an https:// URL"),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Some("must not carry credentials");
+    }
+    let metadata = "link-local and metadata addresses are not allowed";
+    match url.host() {
+        None => Some("has no host"),
+        Some(url::Host::Ipv4(ip)) if ip.is_link_local() || ip.is_unspecified() => Some(metadata),
+        Some(url::Host::Ipv6(ip)) => {
+            let s = ip.segments();
+            let link_local = (s[0] & 0xffc0) == 0xfe80;
+            let aws_metadata = ip == std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254);
+            let mapped_link_local = ip.to_ipv4_mapped().is_some_and(|v4| v4.is_link_local());
+            (link_local || aws_metadata || mapped_link_local || ip.is_unspecified())
+                .then_some(metadata)
+        }
+        Some(url::Host::Domain(d)) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            (d == "metadata.google.internal" || d == "metadata" || d == "instance-data")
+                .then_some(metadata)
+        }
+        Some(url::Host::Ipv4(_)) => None,
+    }
 }
 
 /// The sealed part of a role.
@@ -71,6 +121,18 @@ pub async fn create(
             return Err(Invalid::attribute("provider", "expected AWS, AZURE or GCP").into());
         }
     };
+    if request.from_environment && !deployment.config.environment_credentials.contains(group_id) {
+        return Err(Invalid::attribute(
+            "fromEnvironment",
+            "this project may not use the server's environment credentials",
+        )
+        .into());
+    }
+    if let Some(endpoint) = &request.endpoint
+        && let Some(why) = endpoint_refusal(endpoint, deployment.config.allow_insecure_endpoints)
+    {
+        return Err(Invalid::attribute("endpoint", why).into());
+    }
     if !request.from_environment {
         match provider {
             CloudProvider::Aws
@@ -129,12 +191,41 @@ pub async fn create(
 }
 
 /// Storage options for a store reached through `role` (credentials unsealed here only).
+///
+/// A static-key role gets exactly its own key, secret and token: nothing from the server's
+/// options or environment is merged in (only the retry settings are kept). A `fromEnvironment`
+/// role gets the server's options and environment, and only in a project the operator allowed;
+/// the endpoint rule is checked again at use, so a setting the operator tightened later holds.
 pub fn storage_options_for(
-    base: &StorageOptions,
-    secrets: &SecretBox,
+    deployment: &Deployment,
     role: &AccessRole,
 ) -> Result<StorageOptions, AccessRoleError> {
-    let mut options = base.clone();
+    let base = &deployment.config.storage;
+    let secrets: &SecretBox = &deployment.secrets;
+    let from_env_setting = role
+        .settings
+        .get("fromEnvironment")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    let mut options = if from_env_setting {
+        if !deployment
+            .config
+            .environment_credentials
+            .contains(&role.group_id)
+        {
+            return Err(AccessRoleError::EnvironmentNotAllowed {
+                role_id: role.id.clone(),
+            });
+        }
+        base.clone()
+    } else {
+        StorageOptions {
+            max_retries: base.max_retries,
+            retry_timeout: base.retry_timeout,
+            ignore_environment: true,
+            ..StorageOptions::default()
+        }
+    };
     let s = |k: &str| {
         role.settings
             .get(k)
@@ -156,12 +247,13 @@ pub fn storage_options_for(
         }
         None => Secrets::default(),
     };
-    let from_env = role
-        .settings
-        .get("fromEnvironment")
-        .and_then(|v| v.as_bool())
-        .unwrap_or(false);
+    let from_env = from_env_setting;
     if let Some(endpoint) = s("endpoint") {
+        if endpoint_refusal(&endpoint, deployment.config.allow_insecure_endpoints).is_some() {
+            return Err(AccessRoleError::EndpointNotAllowed {
+                role_id: role.id.clone(),
+            });
+        }
         options.allow_http |= endpoint.starts_with("http://");
         match role.provider {
             CloudProvider::Aws => options.s3_endpoint = Some(endpoint),
@@ -188,4 +280,36 @@ pub fn storage_options_for(
         }
     }
     Ok(options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::endpoint_refusal;
+
+    #[test]
+    fn endpoints_must_be_https_and_never_metadata_addresses() {
+        assert_eq!(endpoint_refusal("https://s3.example.com", false), None);
+        assert_eq!(endpoint_refusal("https://10.0.0.5:9000", false), None);
+        assert!(endpoint_refusal("http://127.0.0.1:9000", false).is_some());
+        assert_eq!(endpoint_refusal("http://127.0.0.1:9000", true), None);
+        for hostile in [
+            "http://169.254.169.254/latest/meta-data/",
+            "https://169.254.170.2",
+            "https://[fd00:ec2::254]",
+            "https://[fe80::1]",
+            "https://[::ffff:169.254.169.254]",
+            "https://metadata.google.internal",
+            "https://METADATA.google.internal.",
+            "ftp://example.com",
+            "file:///etc/passwd",
+            "https://user:secret@example.com",
+            "not a url",
+            "https://0.0.0.0",
+        ] {
+            assert!(
+                endpoint_refusal(hostile, true).is_some(),
+                "{hostile} must be refused"
+            );
+        }
+    }
 }

@@ -118,7 +118,7 @@ pub async fn location(
         .ok_or_else(|| LocationError::RoleNotFound {
             role_id: role_id.to_string(),
         })?;
-    let options = storage_options_for(&config.storage, &deployment.secrets, &role)?;
+    let options = storage_options_for(deployment, &role)?;
     Ok(crate::storage::open(
         &format!("{scheme}://{}", bucket.bucket_name),
         &options,

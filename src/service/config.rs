@@ -23,6 +23,52 @@ pub const DEFAULT_RETENTION_INTERVAL: Duration = Duration::from_secs(60);
 /// Nice value of a server's export threads, so API requests win the CPU (see `export::workers`).
 pub const SERVER_EXPORT_NICE: i32 = 10;
 
+/// A set of projects the operator grants something to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ProjectSet {
+    /// No project (the default for every grant of the server's own authority).
+    #[default]
+    None,
+    /// Every project: for single-tenant deployments.
+    All,
+    /// These project ids.
+    Only(Vec<String>),
+}
+
+impl ProjectSet {
+    /// Parses the flag form: `all`, `none`, or project ids separated by commas.
+    pub fn parse(text: &str) -> ProjectSet {
+        match text.trim() {
+            "" | "none" => ProjectSet::None,
+            "all" => ProjectSet::All,
+            ids => ProjectSet::Only(
+                ids.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+            ),
+        }
+    }
+
+    pub fn contains(&self, group_id: &str) -> bool {
+        match self {
+            ProjectSet::None => false,
+            ProjectSet::All => true,
+            ProjectSet::Only(ids) => ids.iter().any(|id| id == group_id),
+        }
+    }
+}
+
+impl std::fmt::Display for ProjectSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProjectSet::None => f.write_str("none"),
+            ProjectSet::All => f.write_str("all"),
+            ProjectSet::Only(ids) => f.write_str(&ids.join(",")),
+        }
+    }
+}
+
 /// Settings shared by the rules (`service`), the API and the job runner of one node.
 #[derive(Debug, Clone)]
 pub struct DeploymentConfig {
@@ -46,6 +92,10 @@ pub struct DeploymentConfig {
     pub export: ExportOptions,
     /// The date used to decide whether an API version's sunset has passed (tests set it).
     pub today_override: Option<NaiveDate>,
+    /// Projects that may create `fromEnvironment` access roles (the host's own identity).
+    pub environment_credentials: ProjectSet,
+    /// Accept `http://` endpoints in access roles (emulators); `https://` only otherwise.
+    pub allow_insecure_endpoints: bool,
 }
 
 impl DeploymentConfig {
@@ -65,6 +115,8 @@ impl DeploymentConfig {
                 ..Default::default()
             },
             today_override: None,
+            environment_credentials: ProjectSet::None,
+            allow_insecure_endpoints: false,
         }
     }
 }

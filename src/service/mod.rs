@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-pub use config::DeploymentConfig;
+pub use config::{DeploymentConfig, ProjectSet};
 
 use crate::auth::SecretBox;
 use crate::metrics::Metrics;

@@ -157,6 +157,10 @@ pub struct StorageOptions {
     pub max_retries: Option<usize>,
     /// How long a request keeps being retried (default [`DEFAULT_RETRY_TIMEOUT`]).
     pub retry_timeout: Option<Duration>,
+    /// Take nothing from the process environment: no `AWS_*`, `AZURE_*`, `GOOGLE_*` variable
+    /// and no instance credentials are merged in. Set for a tenant's static-key access role,
+    /// so that it reaches the store with exactly its own key, secret and token.
+    pub ignore_environment: bool,
 }
 
 impl fmt::Debug for StorageOptions {
@@ -181,6 +185,7 @@ impl fmt::Debug for StorageOptions {
             .field("allow_http", &self.allow_http)
             .field("max_retries", &self.max_retries)
             .field("retry_timeout", &self.retry_timeout)
+            .field("ignore_environment", &self.ignore_environment)
             .finish()
     }
 }
@@ -534,7 +539,12 @@ fn open_local(url: &str, path: &std::path::Path, create: bool) -> Result<Locatio
 }
 
 fn open_s3(parsed: ParsedUrl, options: &StorageOptions) -> Result<Location, StorageError> {
-    let mut builder = AmazonS3Builder::from_env()
+    let base = if options.ignore_environment {
+        AmazonS3Builder::new()
+    } else {
+        AmazonS3Builder::from_env()
+    };
+    let mut builder = base
         .with_bucket_name(&parsed.authority)
         .with_retry(options.retry_config());
     if let Some(endpoint) = &options.s3_endpoint {
@@ -580,7 +590,12 @@ fn open_s3(parsed: ParsedUrl, options: &StorageOptions) -> Result<Location, Stor
 }
 
 fn open_azure(parsed: ParsedUrl, options: &StorageOptions) -> Result<Location, StorageError> {
-    let mut builder = MicrosoftAzureBuilder::from_env()
+    let base = if options.ignore_environment {
+        MicrosoftAzureBuilder::new()
+    } else {
+        MicrosoftAzureBuilder::from_env()
+    };
+    let mut builder = base
         .with_container_name(&parsed.authority)
         .with_retry(options.retry_config());
     if options.azure_use_emulator {
@@ -609,7 +624,12 @@ fn open_azure(parsed: ParsedUrl, options: &StorageOptions) -> Result<Location, S
 }
 
 fn open_gcs(parsed: ParsedUrl, options: &StorageOptions) -> Result<Location, StorageError> {
-    let mut builder = GoogleCloudStorageBuilder::from_env()
+    let base = if options.ignore_environment {
+        GoogleCloudStorageBuilder::new()
+    } else {
+        GoogleCloudStorageBuilder::from_env()
+    };
+    let mut builder = base
         .with_bucket_name(&parsed.authority)
         .with_retry(options.retry_config());
     if let Some(key) = &options.gcs_service_account_key {

@@ -57,6 +57,8 @@ impl TestApp {
             .unwrap_or_else(|| format!("test-{}", snapex::store::new_id()));
         let bucket_root = dir.path().join("buckets");
         config.deployment.bucket_root = bucket_root.clone();
+        // The object stores of the tests are emulators on loopback.
+        config.deployment.allow_insecure_endpoints = true;
         let server = start(config).await.unwrap();
         let org = match server.store.list_orgs().await.unwrap().into_iter().next() {
             Some(org) => org,

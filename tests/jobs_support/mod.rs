@@ -138,6 +138,8 @@ impl Deployment {
             .arg("--data-dir")
             .arg(self.data_dir())
             .args(["--listen", "127.0.0.1:0", "--node-id", node_id])
+            // The object stores of the tests are emulators on loopback.
+            .arg("--allow-insecure-endpoints")
             .arg("--bucket-root")
             .arg(&root)
             .args(extra)

@@ -1,7 +1,7 @@
 //! `snapex export` and `snapex verify` as a user runs them: the built binary, its output and
 //! its exit codes, on a local bucket and on the S3 and Azure emulators.
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! One metadata-store test suite, run against SQLite and (when `SNAPEX_TEST_POSTGRES_URL` is
 //! set, or required by `SNAPEX_TEST_REQUIRE_SERVICES=1`) PostgreSQL.
 
-mod support;
+use crate::support;
 
 use chrono::Duration;
 use snapex::store::{

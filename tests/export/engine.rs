@@ -3,7 +3,7 @@
 //! document by document with the source BSON; failures injected in the middle of uploads;
 //! `verify` against good and damaged exports.
 
-mod support;
+use crate::support;
 
 use std::io::Read;
 use std::path::{Path as FsPath, PathBuf};

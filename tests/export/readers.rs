@@ -3,7 +3,7 @@
 //! bytes, with the source; the malformed fixtures fail with a clear error; and a generated
 //! export read by `gzip -d`, Java's `GZIPInputStream` and DuckDB.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -4,8 +4,8 @@
 //! Every node gets its own FILESYSTEM bucket root, so the files under a prefix tell which node
 //! wrote them: a prefix found under two roots was written by two nodes.
 
-mod jobs_support;
-mod support;
+use crate::jobs_support::*;
+use crate::support;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use jobs_support::*;
 use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(180);

@@ -2,7 +2,7 @@
 //! directly): the flow a user runs, every success body checked against the schema of its
 //! media type in the spec extract, and the error paths.
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 use std::time::Duration;

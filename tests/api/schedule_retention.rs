@@ -4,7 +4,7 @@
 //! the retention sweep (expired records deleted, files kept, `doNotDelete` and active exports
 //! honoured), on SQLite and, when available, PostgreSQL.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! the Atlas documentation does, by Python `requests` with `HTTPDigestAuth` and a bearer token,
 //! and by hand-made Digest headers for the expired-nonce and replay cases.
 
-mod support;
+use crate::support;
 
 use std::process::Stdio;
 

@@ -5,7 +5,7 @@
 //! Then the failure paths: `FaultyStore` cutting an upload off in the middle, on every backend,
 //! and what the user would check afterwards (no object, the upload aborted).
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 

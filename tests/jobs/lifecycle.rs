@@ -2,13 +2,12 @@
 //! run as a separate process so that a crash is a real SIGKILL: the admission limit, a crash
 //! mid-export, cancellation, an object store that fails mid-export, and auto-export.
 
-mod jobs_support;
-mod support;
+use crate::jobs_support::*;
+use crate::support;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use jobs_support::*;
 use serde_json::{Value, json};
 
 const LIMIT: Duration = Duration::from_secs(120);

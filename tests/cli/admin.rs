@@ -2,7 +2,7 @@
 //! keys that a server on the same data directory accepts (while it runs), and no secret in
 //! plain text anywhere in the data directory.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Output;

@@ -1,20 +1,37 @@
-//! Helpers shared by the integration tests: the storage backends to run a suite against, the
-//! Python interpreter with the readers' packages, and the PostgreSQL server.
+//! Helpers shared by every integration test binary (`tests/{api,cli,export,jobs}/main.rs`):
+//!
+//! - [`atlas`]: the one client of the Atlas API the tests use;
+//! - [`deployment`]: the one test deployment (data directory, store, project, service
+//!   account) and its nodes, in-process or as `snapex serve` processes;
+//! - [`probe`]: the authentication layer alone in front of tiny protected routes;
+//! - [`digest`]: an independent client-side HTTP Digest;
+//! - [`spec_schema`]: the spec extract's schemas, to check answers against;
+//! - here: the storage backends to run a suite against, the Python interpreter with the
+//!   readers' packages, the PostgreSQL server, the shared test data and the built binary.
 //!
 //! `scripts/test` starts the servers and exports their addresses (see its header). Without
 //! them a backend is skipped with a note on stderr, so `cargo test` works on a bare laptop —
 //! unless `SNAPEX_TEST_REQUIRE_SERVICES=1`, which `scripts/test` sets: then a missing server is
 //! a failure, because a suite that silently skipped S3 would prove nothing about S3.
 //!
-//! Use from a test file with `mod support;`.
+//! The library items whose paths `src/` reorganisations move (the auth module) are imported
+//! here and re-exported, so that such a move is fixed in this file.
+//!
+//! Use from a binary's `main.rs` with `#[path = "../support/mod.rs"] mod support;`.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod atlas;
+pub mod deployment;
+pub mod digest;
+pub mod probe;
 pub mod spec_schema;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub use snapex::auth::{AuthService, Principal, Role, SecretBox};
 use snapex::storage::{self, Location, StorageOptions};
 
 /// Environment variables `scripts/test` exports.
@@ -279,4 +296,65 @@ pub fn shared_data() -> PathBuf {
         return beside;
     }
     PathBuf::from("/work/shared/data")
+}
+
+/// `mongo-tools`' own fixtures in the shared data (`mongodump/mongo-tools`).
+pub fn mongo_tools() -> PathBuf {
+    shared_data().join("mongodump/mongo-tools")
+}
+
+/// The built `snapex` binary.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_snapex")
+}
+
+/// Writes a deterministic sample dump of about `size` (e.g. "20MiB") into `dir` with `snapex
+/// sample`; returns its canonical path.
+pub fn sample_dump(dir: &Path, size: &str, seed: u64) -> String {
+    let out = Command::new(bin())
+        .arg("sample")
+        .arg(dir)
+        .args(["--size", size, "--seed", &seed.to_string()])
+        .output()
+        .expect("run snapex sample");
+    assert!(
+        out.status.success(),
+        "snapex sample: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir.canonicalize().unwrap().display().to_string()
+}
+
+/// Every file under `dir`, recursively, sorted (none when it does not exist).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out);
+    out.sort();
+    out
+}
+
+/// Waits until `cond` holds, polling every 50 ms, for at most `limit`.
+pub async fn wait_until<F, Fut>(what: &str, limit: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !cond().await {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -1,66 +1,17 @@
-//! Authentication and authorization over real HTTP: an axum server on loopback with a tiny
-//! protected route built from `snapex::auth::Principal`, driven by `curl --digest` exactly as
-//! the Atlas documentation does, by Python `requests` with `HTTPDigestAuth` and a bearer token,
-//! and by hand-made Digest headers for the expired-nonce and replay cases.
-
-mod support;
+//! Authentication and authorization over real HTTP: an axum server on loopback with tiny
+//! protected routes built from `snapex::auth::Principal` (`support::probe`), driven by `curl
+//! --digest` exactly as the Atlas documentation does, by Python `requests` with
+//! `HTTPDigestAuth` and a bearer token, and by hand-made Digest headers (`support::digest`, not
+//! the server's own code) for the expired-nonce and replay cases.
 
 use std::process::Stdio;
 
-use axum::extract::Path;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::{Value, json};
-use snapex::auth::digest::{self, REALM};
-use snapex::auth::{AuthService, Principal, Role, SecretBox};
 use snapex::store::Store;
 
-async fn read_probe(
-    principal: Principal,
-    Path(group_id): Path<String>,
-) -> Result<Json<Value>, snapex::api::error::ApiError> {
-    principal.require_group(&group_id, Role::GroupReadOnly)?;
-    Ok(Json(
-        json!({"groupId": group_id, "principal": principal.id}),
-    ))
-}
-
-async fn write_probe(
-    principal: Principal,
-    Path(group_id): Path<String>,
-    Json(body): Json<Value>,
-) -> Result<Json<Value>, snapex::api::error::ApiError> {
-    principal.require_group(&group_id, Role::GroupBackupManager)?;
-    Ok(Json(json!({"groupId": group_id, "echo": body})))
-}
-
-async fn org_probe(
-    principal: Principal,
-    Path(org_id): Path<String>,
-) -> Result<Json<Value>, snapex::api::error::ApiError> {
-    principal.require_org(&org_id, Role::OrgMember)?;
-    Ok(Json(json!({"orgId": org_id})))
-}
-
-fn app(auth: AuthService) -> Router {
-    Router::new()
-        .route(
-            "/api/atlas/v2/groups/{groupId}/probe",
-            get(read_probe).post(write_probe),
-        )
-        .route("/api/atlas/v2/orgs/{orgId}/probe", get(org_probe))
-        .merge(snapex::api::oauth::routes())
-        .with_state(auth)
-}
-
-async fn serve(auth: AuthService) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(listener, app(auth)).await.unwrap();
-    });
-    format!("http://{addr}")
-}
+use crate::support::digest::{self, REALM, param};
+use crate::support::probe::serve;
+use crate::support::{self, AuthService, Role, SecretBox};
 
 struct Key {
     public: String,
@@ -235,12 +186,6 @@ async fn no_credentials_get_a_digest_challenge_and_atlas_error_body() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 401);
-}
-
-fn param<'a>(challenge: &'a str, name: &str) -> &'a str {
-    let start = challenge.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
-    let end = challenge[start..].find('"').unwrap();
-    &challenge[start..start + end]
 }
 
 fn digest_header(key: &Key, method: &str, uri: &str, nonce: &str, opaque: &str, nc: u32) -> String {

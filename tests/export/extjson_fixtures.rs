@@ -11,22 +11,10 @@ use proptest::prelude::*;
 use serde_json::Value;
 use snapex::extjson::{Format, write_document};
 
-fn shared_data() -> PathBuf {
-    match std::env::var_os("SNAPEX_SHARED_DATA") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-            if beside.exists() {
-                beside
-            } else {
-                PathBuf::from("/work/shared/data")
-            }
-        }
-    }
-}
+use crate::support;
 
 fn fixture(path: &str) -> Vec<u8> {
-    let full = shared_data().join("mongodump/mongo-tools").join(path);
+    let full = support::mongo_tools().join(path);
     std::fs::read(&full).unwrap_or_else(|e| panic!("cannot read {}: {e}", full.display()))
 }
 
@@ -227,7 +215,7 @@ fn every_well_formed_fixture_document_encodes_to_valid_json() {
         "deep_nested.bson", // valid, but deeper than serde_json parses; covered above
     ];
     let mut files = Vec::new();
-    bson_files(&shared_data().join("mongodump/mongo-tools"), &mut files);
+    bson_files(&support::mongo_tools(), &mut files);
     files.sort();
     let mut documents = 0;
     for file in &files {

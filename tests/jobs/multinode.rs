@@ -4,9 +4,6 @@
 //! Every node gets its own FILESYSTEM bucket root, so the files under a prefix tell which node
 //! wrote them: a prefix found under two roots was written by two nodes.
 
-mod jobs_support;
-mod support;
-
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::process::Command;
@@ -14,8 +11,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use jobs_support::*;
 use serde_json::Value;
+
+use crate::support::atlas::{AtlasClient, FINAL};
+use crate::support::deployment::{Node, TestDeployment};
+use crate::support::{self, files_under, sample_dump};
+use crate::{exporting_replica_sets, import_fields};
 
 const LIMIT: Duration = Duration::from_secs(180);
 const JOBS: usize = 20;
@@ -32,7 +33,7 @@ struct Seen {
 /// Samples the jobs list every ~100 ms through the given nodes in turn until `stop` is set and
 /// every job is final: never more than five replica sets exporting, and a final job never
 /// changes (it ended exactly once).
-async fn sample(apis: Vec<Api>, stop: Arc<AtomicBool>, enforce_limit: bool) -> Seen {
+async fn sample(apis: Vec<AtlasClient>, stop: Arc<AtomicBool>, enforce_limit: bool) -> Seen {
     let start = Instant::now();
     let mut seen = Seen::default();
     loop {
@@ -92,8 +93,11 @@ async fn three_nodes_one_killed(enforce_limit: bool) {
     let Some(database) = support::postgres_database().await else {
         return;
     };
-    let d = Deployment::new(Some(database));
-    let dump = sample_dump(&d.path().join("dump"), "12MiB", 11);
+    let d = TestDeployment::builder()
+        .database(Some(database))
+        .create()
+        .await;
+    let dump = sample_dump(&d.data_dir().join("dump"), "12MiB", 11);
     // Short, so the dead node's jobs fail within seconds; not 3: once, with 3 s, a live node's
     // heartbeat (every second) came more than 2 s late on this loaded 2-core machine and its
     // running job was failed as interrupted.
@@ -103,15 +107,15 @@ async fn three_nodes_one_killed(enforce_limit: bool) {
         .collect();
     let mut apis = Vec::new();
     for n in &nodes {
-        apis.push(d.client(n).await);
+        apis.push(d.client(&n.url).await);
     }
     let victim_id = nodes[VICTIM].node_id.clone();
     apis[0].register_cluster("c1", &["rs0"]).await;
-    let bucket = apis[0].filesystem_bucket("shared").await;
+    let bucket = apis[0].filesystem_bucket_id("shared").await;
     let mut snapshots = Vec::new();
     for i in 0..JOBS {
         let s = apis[i % 3]
-            .import_snapshot("c1", &["rs0"], &dump, None)
+            .import_snapshot("c1", &["rs0"], &dump, import_fields(None))
             .await;
         snapshots.push(s["id"].as_str().unwrap().to_string());
     }
@@ -119,7 +123,7 @@ async fn three_nodes_one_killed(enforce_limit: bool) {
     // The sampler reads through the nodes that stay up.
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = {
-        let survivors: Vec<Api> = apis
+        let survivors: Vec<AtlasClient> = apis
             .iter()
             .enumerate()
             .filter(|(i, _)| *i != VICTIM)
@@ -145,7 +149,7 @@ async fn three_nodes_one_killed(enforce_limit: bool) {
         jobs.iter()
             .filter(|(_, prefix)| {
                 let dir = roots[node].join(prefix);
-                !walk(&dir).is_empty() && !dir.join(".complete").exists()
+                !files_under(&dir).is_empty() && !dir.join(".complete").exists()
             })
             .map(|(id, _)| id.clone())
             .collect()
@@ -216,7 +220,7 @@ async fn three_nodes_one_killed(enforce_limit: bool) {
                 );
                 assert_eq!(complete.len(), 1, "{job}");
                 let dir = roots[complete[0]].join(prefix);
-                let out = Command::new(bin())
+                let out = Command::new(support::bin())
                     .arg("verify")
                     .arg(format!("file://{}", dir.display()))
                     .output()

@@ -1,13 +1,13 @@
 //! One metadata-store test suite, run against SQLite and (when `SNAPEX_TEST_POSTGRES_URL` is
 //! set, or required by `SNAPEX_TEST_REQUIRE_SERVICES=1`) PostgreSQL.
 
-mod support;
-
 use chrono::Duration;
 use snapex::store::{
     ClusterType, DbKind, JobState, Label, NewCluster, NewExportBucket, NewExportJob, NewSnapshot,
     Page, SnapshotPart, StateReason, Store, StoreError,
 };
+
+use crate::support;
 
 async fn sqlite_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();

@@ -4,34 +4,22 @@
 //! the retention sweep (expired records deleted, files kept, `doNotDelete` and active exports
 //! honoured), on SQLite and, when available, PostgreSQL.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::support::atlas::{AtlasClient, V2023, V2024_08, error_of};
+use crate::support::deployment::{TestApp, TestDeployment};
+use crate::support::spec_schema::validate;
+use crate::support::{self, files_under};
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use snapex::auth::Role;
-use snapex::cli::serve::{RunningServer, ServerConfig, start};
-use support::spec_schema::validate;
 
-const V2023: &str = "application/vnd.atlas.2023-01-01+json";
-const V2024_05: &str = "application/vnd.atlas.2024-05-30+json";
-const V2024_08: &str = "application/vnd.atlas.2024-08-05+json";
+/// How long a test waits for an export job to end.
+const LIMIT: Duration = Duration::from_secs(120);
 
 // ---------------------------------------------------------------------------------------------
-// The app under test.
-
-struct TestApp {
-    dir: tempfile::TempDir,
-    server: RunningServer,
-    client: reqwest::Client,
-    token: String,
-    org_id: String,
-    group_id: String,
-    bucket_root: PathBuf,
-}
+// The app under test: `TestApp` (support::deployment) as `Setup` configures it.
 
 /// Options of a test server.
 struct Setup {
@@ -56,10 +44,23 @@ impl Default for Setup {
     }
 }
 
+async fn start(setup: Setup) -> TestApp {
+    let deployment = TestDeployment::builder()
+        .org(setup.org)
+        .project(setup.project)
+        .database(setup.database)
+        .create()
+        .await;
+    TestApp::start_with(deployment, |config| {
+        config.deployment.max_concurrent_replica_sets = setup.max_concurrent_replica_sets;
+        config.deployment.retention_interval = setup.retention_interval;
+    })
+    .await
+}
+
 /// A copy of the mongo-tools dump fixture in `dir`, so a test can see that its files survive.
 fn copy_dump(dir: &Path) -> PathBuf {
-    let src =
-        support::shared_data().join("mongodump/mongo-tools/mongorestore/testdata/indexmetadata");
+    let src = support::mongo_tools().join("mongorestore/testdata/indexmetadata");
     let dst = dir.join("dump");
     copy_tree(&src, &dst);
     dst.canonicalize().unwrap()
@@ -78,203 +79,21 @@ fn copy_tree(src: &Path, dst: &Path) {
     }
 }
 
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let p = entry.unwrap().path();
-        if p.is_dir() {
-            out.extend(files_under(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out.sort();
-    out
-}
-
-impl TestApp {
-    async fn start() -> TestApp {
-        TestApp::start_with(Setup::default()).await
-    }
-
-    async fn start_with(setup: Setup) -> TestApp {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = ServerConfig::for_data_dir(dir.path());
-        config.listen = "127.0.0.1:0".parse().unwrap();
-        config.database = setup.database;
-        config.deployment.node_id = format!("test-{}", snapex::store::new_id());
-        config.deployment.max_concurrent_replica_sets = setup.max_concurrent_replica_sets;
-        config.deployment.retention_interval = setup.retention_interval;
-        let bucket_root = dir.path().join("buckets");
-        config.deployment.bucket_root = bucket_root.clone();
-        let server = start(config).await.unwrap();
-        let org = server.store.create_org(setup.org).await.unwrap();
-        let project = server
-            .store
-            .create_project(&org.id, setup.project)
-            .await
-            .unwrap();
-        let sa = server
-            .auth
-            .create_service_account(&org.id, Some(&project.id), &[Role::GroupOwner], "tests")
-            .await
-            .unwrap();
-        let token = server
-            .auth
-            .issue_token(&sa.client_id, &sa.client_secret)
-            .await
-            .unwrap();
-        TestApp {
-            client: reqwest::Client::new(),
-            token: token.access_token,
-            org_id: org.id,
-            group_id: project.id,
-            bucket_root: bucket_root.canonicalize().unwrap(),
-            server,
-            dir,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.server.url())
-    }
-
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        accept: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
-        let mut req = self
-            .client
-            .request(method.parse().unwrap(), self.url(path))
-            .bearer_auth(&self.token)
-            .header("accept", accept);
-        if let Some(b) = body {
-            req = req.header("content-type", accept).body(b.to_string());
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let text = resp.text().await.unwrap();
-        let value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"))
-        };
-        (status, headers, value)
-    }
-
-    async fn ok(&self, method: &str, path: &str, accept: &str, body: Option<Value>) -> Value {
-        let (status, headers, value) = self.call(method, path, accept, body).await;
-        assert_eq!(status, StatusCode::OK, "{method} {path}: {value}");
-        if accept.starts_with("application/vnd.atlas.") {
-            let ct = headers.get("content-type").unwrap().to_str().unwrap();
-            assert_eq!(ct, format!("{accept};charset=utf-8"));
-        }
-        value
-    }
-
+/// The schedule and snapshot requests of these tests.
+impl AtlasClient {
     fn schedule_path(&self, cluster: &str) -> String {
-        format!(
-            "/api/atlas/v2/groups/{}/clusters/{cluster}/backup/schedule",
-            self.group_id
-        )
+        self.group_path(&format!("/clusters/{cluster}/backup/schedule"))
     }
 
     fn snapshot_path(&self, cluster: &str, id: &str) -> String {
-        format!(
-            "/api/atlas/v2/groups/{}/clusters/{cluster}/backup/snapshots/{id}",
-            self.group_id
-        )
+        self.group_path(&format!("/clusters/{cluster}/backup/snapshots/{id}"))
     }
 
-    async fn register_cluster(&self, name: &str) {
-        self.ok(
-            "POST",
-            &format!("/api/snapex/v1/groups/{}/clusters", self.group_id),
-            "application/json",
-            Some(json!({"name": name, "clusterType": "REPLICASET", "replicaSets": ["rs0"]})),
-        )
-        .await;
-    }
-
-    /// Imports the dump at `dump` as a snapshot of `cluster`, with extra body fields.
+    /// Imports the dump at `dump` as a snapshot of `cluster` (replica set `rs0`), with extra
+    /// body fields.
     async fn import(&self, cluster: &str, dump: &Path, extra: Value) -> Value {
-        let mut body =
-            json!({"parts": [{"replicaSetName": "rs0", "url": dump.display().to_string()}]});
-        for (k, v) in extra.as_object().unwrap() {
-            body[k] = v.clone();
-        }
-        self.ok(
-            "POST",
-            &format!(
-                "/api/snapex/v1/groups/{}/clusters/{cluster}/snapshots",
-                self.group_id
-            ),
-            "application/json",
-            Some(body),
-        )
-        .await
-    }
-
-    async fn filesystem_bucket(&self, name: &str) -> String {
-        let b = self
-            .ok(
-                "POST",
-                &format!(
-                    "/api/atlas/v2/groups/{}/backup/exportBuckets",
-                    self.group_id
-                ),
-                V2024_05,
-                Some(json!({"cloudProvider": "FILESYSTEM", "bucketName": name})),
-            )
-            .await;
-        b["_id"].as_str().unwrap().to_string()
-    }
-
-    async fn export(&self, cluster: &str, snapshot_id: &str, bucket_id: &str) -> Value {
-        self.ok(
-            "POST",
-            &format!(
-                "/api/atlas/v2/groups/{}/clusters/{cluster}/backup/exports",
-                self.group_id
-            ),
-            V2023,
-            Some(json!({"snapshotId": snapshot_id, "exportBucketId": bucket_id})),
-        )
-        .await
-    }
-
-    async fn jobs(&self, cluster: &str) -> Vec<Value> {
-        let list = self
-            .ok(
-                "GET",
-                &format!(
-                    "/api/atlas/v2/groups/{}/clusters/{cluster}/backup/exports",
-                    self.group_id
-                ),
-                V2023,
-                None,
-            )
-            .await;
-        list["results"].as_array().unwrap().clone()
-    }
-
-    async fn wait_final(&self, cluster: &str, job_id: &str) -> Value {
-        let path = format!(
-            "/api/atlas/v2/groups/{}/clusters/{cluster}/backup/exports/{job_id}",
-            self.group_id
-        );
-        for _ in 0..600 {
-            let job = self.ok("GET", &path, V2023, None).await;
-            if ["Successful", "Failed", "Cancelled"].contains(&job["state"].as_str().unwrap()) {
-                return job;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("export job {job_id} did not finish");
+        self.import_snapshot(cluster, &["rs0"], &dump.display().to_string(), extra)
+            .await
     }
 
     /// Whether the snapshot record is still there (200) or gone (404 SNAPSHOT_NOT_FOUND).
@@ -294,24 +113,6 @@ impl TestApp {
         );
         false
     }
-}
-
-fn error_of(
-    status: StatusCode,
-    headers: &reqwest::header::HeaderMap,
-    body: &Value,
-    code: &str,
-    want: StatusCode,
-) {
-    assert_eq!(status, want, "{body}");
-    assert_eq!(body["errorCode"], code, "{body}");
-    assert_eq!(body["error"], want.as_u16(), "{body}");
-    assert_eq!(headers.get("x-error-code").unwrap().to_str().unwrap(), code);
-    assert_eq!(
-        headers.get("content-type").unwrap().to_str().unwrap(),
-        "application/json"
-    );
-    validate(body, "ApiError", "error");
 }
 
 fn time(v: &Value) -> DateTime<Utc> {
@@ -350,8 +151,8 @@ fn item(frequency: &str, interval: i64, unit: &str, value: i64) -> Value {
 /// answer checked against the schema of its media type.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_schedule_reads_patches_and_deletes_in_both_versions() {
-    let app = TestApp::start().await;
-    app.register_cluster("c1").await;
+    let app = start(Setup::default()).await;
+    app.register_cluster("c1", &["rs0"]).await;
     let path = app.schedule_path("c1");
 
     let (status, headers, old) = app.call("GET", &path, V2023, None).await;
@@ -485,9 +286,9 @@ async fn the_schedule_reads_patches_and_deletes_in_both_versions() {
 /// nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_schedules_are_refused_with_their_codes_and_field_paths() {
-    let app = TestApp::start().await;
-    app.register_cluster("c1").await;
-    let bucket = app.filesystem_bucket("b").await;
+    let app = start(Setup::default()).await;
+    app.register_cluster("c1", &["rs0"]).await;
+    let bucket = app.filesystem_bucket_id("b").await;
     let path = app.schedule_path("c1");
     let other_id = snapex::store::new_id();
     let bad_request = StatusCode::BAD_REQUEST;
@@ -755,24 +556,25 @@ async fn invalid_schedules_are_refused_with_their_codes_and_field_paths() {
 /// the files land under that prefix.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn names_replace_ids_in_the_export_prefix_when_the_schedule_says_so() {
-    let app = TestApp::start_with(Setup {
+    let app = start(Setup {
         org: "Acme Corp/EU #1",
         project: "Data Platform? (prod)",
         ..Setup::default()
     })
     .await;
-    let dump = copy_dump(app.dir.path());
-    app.register_cluster("c1").await;
-    let bucket = app.filesystem_bucket("names").await;
+    let dump = copy_dump(app.data_dir());
+    app.register_cluster("c1", &["rs0"]).await;
+    let bucket = app.filesystem_bucket_id("names").await;
     let path = app.schedule_path("c1");
 
     let first = app.import("c1", &dump, json!({})).await;
     let job = app
-        .export("c1", first["id"].as_str().unwrap(), &bucket)
+        .create_export("c1", first["id"].as_str().unwrap(), &bucket)
         .await;
     let ids = format!("exported_snapshots/{}/{}/c1/", app.org_id, app.group_id);
     assert!(job["prefix"].as_str().unwrap().starts_with(&ids), "{job}");
-    app.wait_final("c1", job["id"].as_str().unwrap()).await;
+    app.wait_final("c1", job["id"].as_str().unwrap(), LIMIT)
+        .await;
 
     app.ok(
         "PATCH",
@@ -784,11 +586,13 @@ async fn names_replace_ids_in_the_export_prefix_when_the_schedule_says_so() {
     let names = "exported_snapshots/Acme_CorpEU_1/Data_Platform_(prod)/c1/";
     let second = app.import("c1", &dump, json!({})).await;
     let job = app
-        .export("c1", second["id"].as_str().unwrap(), &bucket)
+        .create_export("c1", second["id"].as_str().unwrap(), &bucket)
         .await;
     let prefix = job["prefix"].as_str().unwrap().to_string();
     assert!(prefix.starts_with(names), "{job}");
-    let done = app.wait_final("c1", job["id"].as_str().unwrap()).await;
+    let done = app
+        .wait_final("c1", job["id"].as_str().unwrap(), LIMIT)
+        .await;
     assert_eq!(done["state"], "Successful", "{done}");
     assert!(
         app.bucket_root
@@ -821,7 +625,9 @@ async fn names_replace_ids_in_the_export_prefix_when_the_schedule_says_so() {
         .expect("an auto-export job");
     let prefix = auto["prefix"].as_str().unwrap().to_string();
     assert!(prefix.starts_with(names), "{auto}");
-    let done = app.wait_final("c1", auto["id"].as_str().unwrap()).await;
+    let done = app
+        .wait_final("c1", auto["id"].as_str().unwrap(), LIMIT)
+        .await;
     assert_eq!(done["state"], "Successful", "{done}");
     assert!(
         app.bucket_root
@@ -842,16 +648,16 @@ async fn names_replace_ids_in_the_export_prefix_when_the_schedule_says_so() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_snapshot_records_go_and_their_files_stay() {
     // No replica set is ever admitted: export jobs stay Queued.
-    let app = TestApp::start_with(Setup {
+    let app = start(Setup {
         max_concurrent_replica_sets: 0,
         ..Setup::default()
     })
     .await;
-    let dump = copy_dump(app.dir.path());
+    let dump = copy_dump(app.data_dir());
     let files = files_under(&dump);
     assert!(!files.is_empty());
-    app.register_cluster("c1").await;
-    let bucket = app.filesystem_bucket("b").await;
+    app.register_cluster("c1", &["rs0"]).await;
+    let bucket = app.filesystem_bucket_id("b").await;
     let store = &app.server.store;
 
     let t0 = Utc::now();
@@ -875,7 +681,7 @@ async fn expired_snapshot_records_go_and_their_files_stay() {
     .await;
     let exporting = app.import("c1", &dump, json!({"retentionInDays": 3})).await;
     let exporting_id = exporting["id"].as_str().unwrap();
-    let job = app.export("c1", exporting_id, &bucket).await;
+    let job = app.create_export("c1", exporting_id, &bucket).await;
     assert_eq!(job["state"], "Queued");
     let forever = app.import("c1", &dump, json!({})).await;
     assert!(forever.get("expiresAt").is_none(), "{forever}");
@@ -949,9 +755,9 @@ async fn expired_snapshot_records_go_and_their_files_stay() {
 /// retention in Atlas's units or in days and detaches the snapshot from the policy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduled_snapshots_follow_their_policy_item() {
-    let app = TestApp::start().await;
-    let dump = copy_dump(app.dir.path());
-    app.register_cluster("c1").await;
+    let app = start(Setup::default()).await;
+    let dump = copy_dump(app.data_dir());
+    app.register_cluster("c1", &["rs0"]).await;
     let path = app.schedule_path("c1");
     let schedule = app
         .ok(
@@ -1148,14 +954,14 @@ async fn scheduled_snapshots_follow_their_policy_item() {
 /// whose policy retention has already run out; the dump stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_sweeps_expired_snapshots_at_its_interval() {
-    let app = TestApp::start_with(Setup {
+    let app = start(Setup {
         retention_interval: Duration::from_secs(1),
         ..Setup::default()
     })
     .await;
-    let dump = copy_dump(app.dir.path());
+    let dump = copy_dump(app.data_dir());
     let files = files_under(&dump);
-    app.register_cluster("c1").await;
+    app.register_cluster("c1", &["rs0"]).await;
     app.ok(
         "PATCH",
         &app.schedule_path("c1"),
@@ -1195,13 +1001,13 @@ async fn the_server_sweeps_expired_snapshots_at_its_interval() {
 
 /// Two nodes sweeping one database at the same moment delete every expired record exactly once.
 async fn concurrent_sweeps_delete_each_record_once(database: Option<String>) {
-    let app = TestApp::start_with(Setup {
+    let app = start(Setup {
         database: database.clone(),
         ..Setup::default()
     })
     .await;
-    let dump = copy_dump(app.dir.path());
-    app.register_cluster("c1").await;
+    let dump = copy_dump(app.data_dir());
+    app.register_cluster("c1", &["rs0"]).await;
     app.ok(
         "PATCH",
         &app.schedule_path("c1"),
@@ -1220,7 +1026,7 @@ async fn concurrent_sweeps_delete_each_record_once(database: Option<String>) {
             .await;
         expected.push(s["id"].as_str().unwrap().to_string());
     }
-    let url = database.unwrap_or_else(|| snapex::store::default_sqlite_url(app.dir.path()));
+    let url = database.unwrap_or_else(|| snapex::store::default_sqlite_url(app.data_dir()));
     let other = snapex::store::Store::open(&url).await.unwrap();
     let now = snapex::store::now();
     let (a, b) = tokio::join!(

@@ -3,8 +3,6 @@
 //! bytes, with the source; the malformed fixtures fail with a clear error; and a generated
 //! export read by `gzip -d`, Java's `GZIPInputStream` and DuckDB.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,8 +15,10 @@ use snapex::snapshot::{SnapshotSource, SourceError, Visitor};
 use snapex::storage::{self, StorageOptions};
 use tokio_util::sync::CancellationToken;
 
+use crate::support;
+
 fn fixtures() -> PathBuf {
-    support::shared_data().join("mongodump/mongo-tools")
+    support::mongo_tools()
 }
 
 /// Per-namespace SHA-256 of the source documents, in order, as the snapshot reader yields them.
@@ -303,28 +303,12 @@ async fn malformed_bsondump_fixtures_fail_with_object_and_offset() {
         assert!(error.contains("coll.bson"), "{name}: {error}");
         assert!(error.contains("byte"), "{name}: {error}");
         assert!(error.contains("rs0"), "{name}: {error}");
-        let completes: Vec<_> = walk(&bucket)
+        let completes: Vec<_> = support::files_under(&bucket)
             .into_iter()
             .filter(|p| p.ends_with(".complete"))
             .collect();
         assert!(completes.is_empty(), "{name}: .complete written");
     }
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 #[tokio::test]

@@ -1,19 +1,17 @@
 //! `snapex export` and `snapex verify` as a user runs them: the built binary, its output and
 //! its exit codes, on a local bucket and on the S3 and Azure emulators.
 
-mod support;
-
 use std::path::PathBuf;
 use std::process::Command;
+
+use crate::support;
 
 fn snapex() -> Command {
     Command::new(env!("CARGO_BIN_EXE_snapex"))
 }
 
 fn fixture(path: &str) -> PathBuf {
-    support::shared_data()
-        .join("mongodump/mongo-tools")
-        .join(path)
+    support::mongo_tools().join(path)
 }
 
 #[test]

@@ -3,8 +3,6 @@
 //! document by document with the source BSON; failures injected in the middle of uploads;
 //! `verify` against good and damaged exports.
 
-mod support;
-
 use std::io::Read;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
@@ -20,8 +18,10 @@ use snapex::storage::faulty::FaultyStore;
 use snapex::storage::{self, Location, StorageOptions};
 use tokio_util::sync::CancellationToken;
 
+use crate::support;
+
 fn fixtures() -> PathBuf {
-    support::shared_data().join("mongodump/mongo-tools")
+    support::mongo_tools()
 }
 
 fn complete_info() -> CompleteInfo {

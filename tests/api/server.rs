@@ -2,235 +2,55 @@
 //! directly): the flow a user runs, every success body checked against the schema of its
 //! media type in the spec extract, and the error paths.
 
-mod support;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::support::atlas::{V2023, V2024_05, error_of, rels};
+use crate::support::deployment::{TestApp, TestDeployment};
+use crate::support::spec_schema::{schema, validate};
+use crate::support::{self, AuthService, Role, SecretBox};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use snapex::auth::Role;
-use snapex::cli::serve::{RunningServer, ServerConfig, start};
-use support::spec_schema::{schema, validate};
-
-const V2023: &str = "application/vnd.atlas.2023-01-01+json";
-const V2024_05: &str = "application/vnd.atlas.2024-05-30+json";
 
 // ---------------------------------------------------------------------------------------------
-// The app under test.
-
-struct TestApp {
-    _dir: tempfile::TempDir,
-    server: RunningServer,
-    client: reqwest::Client,
-    token: String,
-    org_id: String,
-    group_id: String,
-    bucket_root: PathBuf,
-}
+// The app under test: `TestApp` (support::deployment), a project and its owner's client.
 
 fn fixture_dump() -> String {
-    let p = support::shared_data()
-        .join("mongodump/mongo-tools/mongorestore/testdata/indexmetadata")
+    let p = support::mongo_tools()
+        .join("mongorestore/testdata/indexmetadata")
         .canonicalize()
         .expect("mongo-tools fixtures are in shared/data");
     p.display().to_string()
 }
 
-impl TestApp {
-    async fn start() -> TestApp {
-        TestApp::start_with(tempfile::tempdir().unwrap(), None, None).await
-    }
-
-    /// A server on `dir` (SQLite there unless `database` is given), as node `node_id`, with a
-    /// project and a Project Owner bearer token.
-    async fn start_with(
-        dir: tempfile::TempDir,
-        database: Option<String>,
-        node_id: Option<&str>,
-    ) -> TestApp {
-        let mut config = ServerConfig::for_data_dir(dir.path());
-        config.listen = "127.0.0.1:0".parse().unwrap();
-        config.database = database;
-        config.deployment.node_id = node_id
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("test-{}", snapex::store::new_id()));
-        let bucket_root = dir.path().join("buckets");
-        config.deployment.bucket_root = bucket_root.clone();
-        // The object stores of the tests are emulators on loopback.
-        config.deployment.allow_insecure_endpoints = true;
-        let server = start(config).await.unwrap();
-        let org = match server.store.list_orgs().await.unwrap().into_iter().next() {
-            Some(org) => org,
-            None => server.store.create_org("Acme Corp").await.unwrap(),
-        };
-        let project = match server
-            .store
-            .get_project_by_name("Data Platform")
-            .await
-            .unwrap()
-        {
-            Some(p) => p,
-            None => server
-                .store
-                .create_project(&org.id, "Data Platform")
-                .await
-                .unwrap(),
-        };
-        let sa = server
-            .auth
-            .create_service_account(&org.id, Some(&project.id), &[Role::GroupOwner], "tests")
-            .await
-            .unwrap();
-        let token = server
-            .auth
-            .issue_token(&sa.client_id, &sa.client_secret)
-            .await
-            .unwrap();
-        TestApp {
-            _dir: dir,
-            client: reqwest::Client::new(),
-            token: token.access_token,
-            org_id: org.id,
-            group_id: project.id,
-            bucket_root: bucket_root.canonicalize().unwrap(),
-            server,
-        }
-    }
-
-    async fn wait_final(&self, cluster: &str, job_id: &str) -> Value {
-        let g = &self.group_id;
-        for _ in 0..600 {
-            let job = self
-                .ok(
-                    "GET",
-                    &format!("/api/atlas/v2/groups/{g}/clusters/{cluster}/backup/exports/{job_id}"),
-                    V2023,
-                    None,
-                )
-                .await;
-            validate(&job, "DiskBackupExportJob", "job");
-            if ["Successful", "Failed", "Cancelled"].contains(&job["state"].as_str().unwrap()) {
-                return job;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("export job {job_id} did not finish");
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.server.url())
-    }
-
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        accept: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
-        let mut req = self
-            .client
-            .request(method.parse().unwrap(), self.url(path))
-            .bearer_auth(&self.token)
-            .header("accept", accept);
-        if let Some(b) = body {
-            req = req
-                .header("content-type", accept_to_content_type(accept))
-                .body(b.to_string());
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let text = resp.text().await.unwrap();
-        let value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"))
-        };
-        (status, headers, value)
-    }
-
-    async fn ok(&self, method: &str, path: &str, accept: &str, body: Option<Value>) -> Value {
-        let (status, headers, value) = self.call(method, path, accept, body).await;
-        assert_eq!(status, StatusCode::OK, "{method} {path}: {value}");
-        if accept.starts_with("application/vnd.atlas.") {
-            let ct = headers.get("content-type").unwrap().to_str().unwrap();
-            assert!(
-                ct.starts_with(accept.trim_end_matches("+json"))
-                    && ct.ends_with("+json;charset=utf-8"),
-                "{ct}"
-            );
-        }
-        value
-    }
-
-    async fn register_cluster(&self, name: &str, rs: &[&str]) -> Value {
-        let kind = if rs.len() > 1 {
-            "SHARDED"
-        } else {
-            "REPLICASET"
-        };
-        self.ok(
-            "POST",
-            &format!("/api/snapex/v1/groups/{}/clusters", self.group_id),
-            "application/json",
-            Some(json!({"name": name, "clusterType": kind, "replicaSets": rs, "labels": [{"key": "team", "value": "data"}]})),
-        )
-        .await
-    }
-
-    async fn import_snapshot(&self, cluster: &str, rs: &[&str]) -> Value {
-        let parts: Vec<Value> = rs
-            .iter()
-            .map(|r| json!({"replicaSetName": r, "url": fixture_dump()}))
-            .collect();
-        self.ok(
-            "POST",
-            &format!(
-                "/api/snapex/v1/groups/{}/clusters/{cluster}/snapshots",
-                self.group_id
-            ),
-            "application/json",
-            Some(json!({"parts": parts, "description": "nightly"})),
-        )
-        .await
-    }
-
-    async fn filesystem_bucket(&self, name: &str) -> Value {
-        self.ok(
-            "POST",
-            &format!(
-                "/api/atlas/v2/groups/{}/backup/exportBuckets",
-                self.group_id
-            ),
-            V2024_05,
-            Some(json!({"cloudProvider": "FILESYSTEM", "bucketName": name})),
-        )
-        .await
-    }
+/// Registers a cluster labelled `team: data`.
+async fn register_cluster(app: &TestApp, name: &str, rs: &[&str]) -> Value {
+    app.register_cluster_with(
+        name,
+        rs,
+        json!({"labels": [{"key": "team", "value": "data"}]}),
+    )
+    .await
 }
 
-fn accept_to_content_type(accept: &str) -> &str {
-    accept
+/// Imports the mongo-tools fixture dump as a snapshot of `cluster`, every replica set of `rs`.
+async fn import_snapshot(app: &TestApp, cluster: &str, rs: &[&str]) -> Value {
+    app.api
+        .import_snapshot(
+            cluster,
+            rs,
+            &fixture_dump(),
+            json!({"description": "nightly"}),
+        )
+        .await
 }
 
-fn error_of(
-    status: StatusCode,
-    headers: &reqwest::header::HeaderMap,
-    body: &Value,
-    code: &str,
-    want: StatusCode,
-) {
-    assert_eq!(status, want, "{body}");
-    assert_eq!(body["errorCode"], code, "{body}");
-    assert_eq!(body["error"], want.as_u16(), "{body}");
-    assert_eq!(headers.get("x-error-code").unwrap().to_str().unwrap(), code);
-    assert_eq!(
-        headers.get("content-type").unwrap().to_str().unwrap(),
-        "application/json"
-    );
-    validate(body, "ApiError", "error");
+/// Polls the job until it is final, checking every answer against the spec's schema.
+async fn wait_final(app: &TestApp, cluster: &str, job_id: &str) -> Value {
+    app.wait_final_checking(cluster, job_id, Duration::from_secs(120), |job| {
+        validate(job, "DiskBackupExportJob", "job")
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -245,12 +65,13 @@ async fn the_whole_flow_also_runs_on_postgresql() {
     let Some(url) = support::postgres_database().await else {
         return;
     };
-    whole_flow(TestApp::start_with(tempfile::tempdir().unwrap(), Some(url), None).await).await;
+    let deployment = TestDeployment::builder().database(Some(url)).create().await;
+    whole_flow(TestApp::start_with(deployment, |_| {}).await).await;
 }
 
 async fn whole_flow(app: TestApp) {
     let g = app.group_id.clone();
-    let cluster = app.register_cluster("cluster-1", &["rs0"]).await;
+    let cluster = register_cluster(&app, "cluster-1", &["rs0"]).await;
     assert_eq!(cluster["stateName"], "IDLE");
 
     let c = app
@@ -276,7 +97,7 @@ async fn whole_flow(app: TestApp) {
         .await;
     assert_eq!(by_name["id"], g.as_str());
 
-    let snap = app.import_snapshot("cluster-1", &["rs0"]).await;
+    let snap = import_snapshot(&app, "cluster-1", &["rs0"]).await;
     validate(&snap, "DiskBackupReplicaSet", "import");
     assert_eq!(snap["status"], "completed");
     assert!(snap["storageSizeBytes"].as_u64().unwrap() > 0, "{snap}");
@@ -470,7 +291,7 @@ async fn versions_are_negotiated_and_deprecated_ones_say_so() {
 async fn unknown_resources_are_404_with_their_codes() {
     let app = TestApp::start().await;
     let g = app.group_id.clone();
-    app.register_cluster("c1", &["rs0"]).await;
+    register_cluster(&app, "c1", &["rs0"]).await;
     let other = snapex::store::new_id();
     let cases = [
         (format!("/api/atlas/v2/groups/{other}"), "GROUP_NOT_FOUND"),
@@ -506,7 +327,7 @@ async fn unknown_resources_are_404_with_their_codes() {
 async fn bad_bodies_name_the_offending_field() {
     let app = TestApp::start().await;
     let g = app.group_id.clone();
-    app.register_cluster("c1", &["rs0"]).await;
+    register_cluster(&app, "c1", &["rs0"]).await;
     let cases = [
         (
             format!("/api/atlas/v2/groups/{g}/backup/exportBuckets"),
@@ -580,13 +401,7 @@ async fn lists_paginate_with_links_counts_envelope_and_pretty() {
         .await;
     assert_eq!(page["results"].as_array().unwrap().len(), 2);
     assert_eq!(page["totalCount"], 3);
-    let rels: Vec<&str> = page["links"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["rel"].as_str().unwrap())
-        .collect();
-    assert_eq!(rels, ["self", "next"]);
+    assert_eq!(rels(&page), ["self", "next"]);
     let page2 = app
         .ok(
             "GET",
@@ -597,13 +412,7 @@ async fn lists_paginate_with_links_counts_envelope_and_pretty() {
         .await;
     assert_eq!(page2["results"].as_array().unwrap().len(), 1);
     assert!(page2.get("totalCount").is_none());
-    let rels: Vec<&str> = page2["links"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["rel"].as_str().unwrap())
-        .collect();
-    assert_eq!(rels, ["self", "previous"]);
+    assert_eq!(rels(&page2), ["self", "previous"]);
     let env = app
         .ok("GET", &format!("{path}?envelope=true"), V2024_05, None)
         .await;
@@ -641,7 +450,7 @@ async fn lists_paginate_with_links_counts_envelope_and_pretty() {
 async fn export_refusals_follow_the_product_codes() {
     let app = TestApp::start().await;
     let g = app.group_id.clone();
-    app.register_cluster("c1", &["rs0"]).await;
+    register_cluster(&app, "c1", &["rs0"]).await;
     let bucket = app.filesystem_bucket("b").await;
     let bucket_id = bucket["_id"].as_str().unwrap();
     let fallback = app
@@ -692,8 +501,8 @@ async fn a_version_past_its_sunset_is_gone() {
     let store = snapex::store::Store::open_in_data_dir(dir.path())
         .await
         .unwrap();
-    let secrets = snapex::auth::SecretBox::from_key([7; 32]);
-    let auth = snapex::auth::AuthService::new(store.clone(), secrets);
+    let secrets = SecretBox::from_key([7; 32]);
+    let auth = AuthService::new(store.clone(), secrets);
     let org = store.create_org("o").await.unwrap();
     let p = store.create_project(&org.id, "p").await.unwrap();
     let sa = auth
@@ -845,8 +654,12 @@ async fn a_restarted_node_fails_its_interrupted_job_and_runs_the_queue() {
             jobs[0].prefix.clone(),
         )
     };
-    let app = TestApp::start_with(dir, None, Some("node-a")).await;
-    let failed = app.wait_final("c1", &interrupted).await;
+    let deployment = TestDeployment::builder().data_dir(dir).create().await;
+    let app = TestApp::start_with(deployment, |config| {
+        config.deployment.node_id = "node-a".into()
+    })
+    .await;
+    let failed = wait_final(&app, "c1", &interrupted).await;
     assert_eq!(failed["state"], "Failed", "{failed}");
     assert!(
         failed["stateReason"]["message"]
@@ -874,7 +687,7 @@ async fn a_restarted_node_fails_its_interrupted_job_and_runs_the_queue() {
         )
         .await;
     assert!(v1["errMsg"].as_str().unwrap().contains("node-a"), "{v1}");
-    let ran = app.wait_final("c1", &queued).await;
+    let ran = wait_final(&app, "c1", &queued).await;
     assert_eq!(ran["state"], "Successful", "{ran}");
     app.server.shutdown().await.unwrap();
 }
@@ -884,7 +697,7 @@ async fn a_restarted_node_fails_its_interrupted_job_and_runs_the_queue() {
 async fn curl_digest_reads_and_creates_like_the_seed_documents() {
     let app = TestApp::start().await;
     let g = app.group_id.clone();
-    app.register_cluster("c1", &["rs0"]).await;
+    register_cluster(&app, "c1", &["rs0"]).await;
     let key = app
         .server
         .auth
@@ -893,7 +706,7 @@ async fn curl_digest_reads_and_creates_like_the_seed_documents() {
         .unwrap();
     let user = format!("{}:{}", key.public_key, key.private_key);
     let bucket = app.filesystem_bucket("b").await;
-    let snap = app.import_snapshot("c1", &["rs0"]).await;
+    let snap = import_snapshot(&app, "c1", &["rs0"]).await;
     let body = json!({"snapshotId": snap["id"], "exportBucketId": bucket["_id"], "customData": [{"key": "exported by", "value": "myName"}]}).to_string();
     let out = tokio::process::Command::new("curl")
         .args([
@@ -1112,9 +925,9 @@ async fn health_metrics_and_the_openapi_document_describe_what_is_served() {
 async fn cancel_answers_with_the_job() {
     let app = TestApp::start().await;
     let g = app.group_id.clone();
-    app.register_cluster("c1", &["rs0"]).await;
+    register_cluster(&app, "c1", &["rs0"]).await;
     let bucket = app.filesystem_bucket("b").await;
-    let snap = app.import_snapshot("c1", &["rs0"]).await;
+    let snap = import_snapshot(&app, "c1", &["rs0"]).await;
     let job = app
         .ok(
             "POST",
@@ -1124,7 +937,7 @@ async fn cancel_answers_with_the_job() {
         )
         .await;
     let id = job["id"].as_str().unwrap();
-    let done = app.wait_final("c1", id).await;
+    let done = wait_final(&app, "c1", id).await;
     let after = app
         .ok(
             "POST",
@@ -1160,7 +973,7 @@ async fn cancel_answers_with_the_job() {
 async fn a_monthly_policy_auto_exports_monthly_snapshots_only() {
     let app = TestApp::start().await;
     let g = app.group_id.clone();
-    app.register_cluster("c1", &["rs0"]).await;
+    register_cluster(&app, "c1", &["rs0"]).await;
     let bucket = app.filesystem_bucket("auto").await;
     let bucket_id = bucket["_id"].as_str().unwrap().to_string();
     let path = format!("/api/atlas/v2/groups/{g}/clusters/c1/backup/schedule");
@@ -1221,9 +1034,7 @@ async fn a_monthly_policy_auto_exports_monthly_snapshots_only() {
         .await;
     assert_eq!(jobs["totalCount"], 1, "{jobs}");
     assert_eq!(jobs["results"][0]["snapshotId"], monthly["id"]);
-    let done = app
-        .wait_final("c1", jobs["results"][0]["id"].as_str().unwrap())
-        .await;
+    let done = wait_final(&app, "c1", jobs["results"][0]["id"].as_str().unwrap()).await;
     assert_eq!(done["state"], "Successful", "{done}");
     let (status, headers, body) = app
         .call(
@@ -1248,8 +1059,8 @@ async fn a_monthly_policy_auto_exports_monthly_snapshots_only() {
 async fn a_sharded_cluster_exports_every_shard_under_one_prefix() {
     let app = TestApp::start().await;
     let g = app.group_id.clone();
-    app.register_cluster("sharded", &["shard0", "shard1"]).await;
-    let snap = app.import_snapshot("sharded", &["shard0", "shard1"]).await;
+    register_cluster(&app, "sharded", &["shard0", "shard1"]).await;
+    let snap = import_snapshot(&app, "sharded", &["shard0", "shard1"]).await;
     validate(&snap, "DiskBackupShardedClusterSnapshot", "import");
     let id = snap["id"].as_str().unwrap().to_string();
     let list = app
@@ -1311,14 +1122,14 @@ async fn a_sharded_cluster_exports_every_shard_under_one_prefix() {
         .map(|c| c["replicaSetName"].as_str().unwrap())
         .collect();
     assert_eq!(shards, ["shard0", "shard1"]);
-    let done = app.wait_final("sharded", job["id"].as_str().unwrap()).await;
+    let done = wait_final(&app, "sharded", job["id"].as_str().unwrap()).await;
     assert_eq!(done["state"], "Successful", "{done}");
     let prefix = app
         .bucket_root
         .join("sharded")
         .join(done["prefix"].as_str().unwrap());
     assert!(prefix.join(".complete").is_file());
-    let names: Vec<String> = walk(&prefix)
+    let names: Vec<String> = support::files_under(&prefix)
         .into_iter()
         .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .collect();
@@ -1340,19 +1151,6 @@ async fn a_sharded_cluster_exports_every_shard_under_one_prefix() {
     assert_eq!(status, StatusCode::NO_CONTENT);
     // the user's dump is untouched by the delete
     assert!(PathBuf::from(fixture_dump()).is_dir());
-}
-
-fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let p = entry.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 /// A read-only key cannot create, and a key of one project sees nothing of another.

@@ -13,19 +13,10 @@ use snapex::snapshot::generate::{SampleSpec, write_sample_dump};
 use snapex::snapshot::{CollectionKind, SnapshotSource, SourceError, SourceFormat, Visitor};
 use snapex::storage::{Location, StorageOptions};
 
+use crate::support;
+
 fn fixtures() -> PathBuf {
-    let data = match std::env::var_os("SNAPEX_SHARED_DATA") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-            if beside.exists() {
-                beside
-            } else {
-                PathBuf::from("/work/shared/data")
-            }
-        }
-    };
-    data.join("mongodump/mongo-tools")
+    support::mongo_tools()
         .canonicalize()
         .expect("mongo-tools fixtures are in shared/data")
 }

@@ -2,14 +2,15 @@
 //! run as a separate process so that a crash is a real SIGKILL: the admission limit, a crash
 //! mid-export, cancellation, an object store that fails mid-export, and auto-export.
 
-mod jobs_support;
-mod support;
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use jobs_support::*;
 use serde_json::{Value, json};
+
+use crate::support::atlas::{AtlasClient, FINAL, V2023};
+use crate::support::deployment::TestDeployment;
+use crate::support::{self, files_under, sample_dump, wait_until};
+use crate::{exporting_replica_sets, import_fields};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
@@ -17,7 +18,7 @@ const LIMIT: Duration = Duration::from_secs(120);
 /// Returns the highest number of exporting replica sets seen, whether a sample showed five
 /// exporting with jobs still queued, and the samples' final states per job (checking on the
 /// way that a final state never changes).
-async fn sample_until_final(api: &Api, cluster: &str, expected: usize) -> (usize, bool) {
+async fn sample_until_final(api: &AtlasClient, cluster: &str, expected: usize) -> (usize, bool) {
     let start = Instant::now();
     let mut max = 0;
     let mut full_with_queue = false;
@@ -56,15 +57,17 @@ async fn sample_until_final(api: &Api, cluster: &str, expected: usize) -> (usize
 /// the queue is used, and all seven end `Successful` with a `.complete`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seven_jobs_never_export_more_than_five_replica_sets_at_once() {
-    let d = Deployment::new(None);
-    let dump = sample_dump(&d.path().join("dump"), "16MiB", 7);
+    let d = TestDeployment::builder().create().await;
+    let dump = sample_dump(&d.data_dir().join("dump"), "16MiB", 7);
     let node = d.start_node("node-a", &[]);
-    let api = d.client(&node).await;
+    let api = d.client(&node.url).await;
     api.register_cluster("c1", &["rs0"]).await;
-    let bucket = api.filesystem_bucket("seven").await;
+    let bucket = api.filesystem_bucket_id("seven").await;
     let mut snapshots = Vec::new();
     for _ in 0..7 {
-        let s = api.import_snapshot("c1", &["rs0"], &dump, None).await;
+        let s = api
+            .import_snapshot("c1", &["rs0"], &dump, import_fields(None))
+            .await;
         snapshots.push(s["id"].as_str().unwrap().to_string());
     }
     let sampler = {
@@ -98,17 +101,19 @@ async fn seven_jobs_never_export_more_than_five_replica_sets_at_once() {
 /// and the jobs that were queued run to `Successful`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_fails_the_running_job_as_interrupted_and_runs_the_queue() {
-    let d = Deployment::new(None);
-    let dump = sample_dump(&d.path().join("dump"), "40MiB", 2);
+    let d = TestDeployment::builder().create().await;
+    let dump = sample_dump(&d.data_dir().join("dump"), "40MiB", 2);
     // One replica set at a time: the first job runs, the other two wait.
     let flags = ["--max-concurrent-replica-sets", "1", "--lease-seconds", "3"];
     let mut node = d.start_node("node-a", &flags);
-    let api = d.client(&node).await;
+    let api = d.client(&node.url).await;
     api.register_cluster("c1", &["rs0"]).await;
-    let bucket = api.filesystem_bucket("crash").await;
+    let bucket = api.filesystem_bucket_id("crash").await;
     let mut jobs = Vec::new();
     for _ in 0..3 {
-        let s = api.import_snapshot("c1", &["rs0"], &dump, None).await;
+        let s = api
+            .import_snapshot("c1", &["rs0"], &dump, import_fields(None))
+            .await;
         let job = api
             .create_export("c1", s["id"].as_str().unwrap(), &bucket)
             .await;
@@ -126,7 +131,7 @@ async fn a_killed_server_fails_the_running_job_as_interrupted_and_runs_the_queue
         let id = jobs[0].clone();
         async move {
             api.job("c1", &id).await["state"] == "InProgress"
-                && walk(&prefix)
+                && files_under(&prefix)
                     .iter()
                     .any(|p| p.to_string_lossy().ends_with(".json.gz"))
         }
@@ -137,7 +142,7 @@ async fn a_killed_server_fails_the_running_job_as_interrupted_and_runs_the_queue
     }
     node.kill();
     let node = d.start_node("node-a", &flags);
-    api.use_node(&node);
+    api.use_node(&node.url);
     let failed = api.wait_final("c1", &jobs[0], LIMIT).await;
     assert_eq!(failed["state"], "Failed", "{failed}");
     let reason = failed["stateReason"]["message"].as_str().unwrap();
@@ -150,7 +155,7 @@ async fn a_killed_server_fails_the_running_job_as_interrupted_and_runs_the_queue
     );
     assert!(!prefix.join(".complete").exists());
     assert!(
-        !walk(&prefix).is_empty(),
+        !files_under(&prefix).is_empty(),
         "the partial files of a failed job stay"
     );
     for id in &jobs[1..] {
@@ -173,13 +178,13 @@ async fn a_killed_server_fails_the_running_job_as_interrupted_and_runs_the_queue
 /// job that runs to `Successful`; importing a daily one creates none.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_monthly_policy_auto_exports_a_monthly_snapshot_and_not_a_daily_one() {
-    let d = Deployment::new(None);
-    let dump = sample_dump(&d.path().join("dump"), "1MiB", 5);
+    let d = TestDeployment::builder().create().await;
+    let dump = sample_dump(&d.data_dir().join("dump"), "1MiB", 5);
     let node = d.start_node("node-a", &[]);
-    let api = d.client(&node).await;
+    let api = d.client(&node.url).await;
     let g = api.group_id.clone();
     api.register_cluster("c1", &["rs0"]).await;
-    let bucket = api.filesystem_bucket("auto").await;
+    let bucket = api.filesystem_bucket_id("auto").await;
     let schedule = api
         .ok(
             "PATCH",
@@ -192,13 +197,13 @@ async fn a_monthly_policy_auto_exports_a_monthly_snapshot_and_not_a_daily_one() 
     assert_eq!(schedule["export"]["frequencyType"], "monthly", "{schedule}");
 
     let daily = api
-        .import_snapshot("c1", &["rs0"], &dump, Some("daily"))
+        .import_snapshot("c1", &["rs0"], &dump, import_fields(Some("daily")))
         .await;
     assert_eq!(daily["frequencyType"], "daily", "{daily}");
     assert!(api.jobs("c1").await.is_empty());
 
     let monthly = api
-        .import_snapshot("c1", &["rs0"], &dump, Some("monthly"))
+        .import_snapshot("c1", &["rs0"], &dump, import_fields(Some("monthly")))
         .await;
     let jobs = api.jobs("c1").await;
     assert_eq!(jobs.len(), 1, "{jobs:#?}");
@@ -310,11 +315,11 @@ async fn cancel_mid_export(check_uploads: bool) {
     let Some(moto) = Moto::new().await else {
         return;
     };
-    let d = Deployment::new(None);
+    let d = TestDeployment::builder().create().await;
     // Big enough that a collection's file passes one 8 MiB part and goes multipart.
-    let dump = sample_dump(&d.path().join("dump"), "120MiB", 3);
+    let dump = sample_dump(&d.data_dir().join("dump"), "120MiB", 3);
     let node = d.start_node("node-a", &[]);
-    let api = d.client(&node).await;
+    let api = d.client(&node.url).await;
     let g = api.group_id.clone();
     api.register_cluster("c1", &["rs0"]).await;
     let role = api
@@ -339,7 +344,9 @@ async fn cancel_mid_export(check_uploads: bool) {
             Some(json!({"cloudProvider": "AWS", "bucketName": moto.bucket, "iamRoleId": role["roleId"]})),
         )
         .await;
-    let snap = api.import_snapshot("c1", &["rs0"], &dump, None).await;
+    let snap = api
+        .import_snapshot("c1", &["rs0"], &dump, import_fields(None))
+        .await;
     let job = api
         .create_export(
             "c1",
@@ -393,13 +400,15 @@ async fn cancel_mid_export(check_uploads: bool) {
 /// and it is not run again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_failing_mid_export_fails_the_job_once_with_the_object_and_the_error() {
-    let d = Deployment::new(None);
-    let dump = sample_dump(&d.path().join("dump"), "40MiB", 4);
+    let d = TestDeployment::builder().create().await;
+    let dump = sample_dump(&d.data_dir().join("dump"), "40MiB", 4);
     let node = d.start_node("node-a", &[]);
-    let api = d.client(&node).await;
+    let api = d.client(&node.url).await;
     api.register_cluster("c1", &["rs0"]).await;
-    let bucket = api.filesystem_bucket("failing").await;
-    let snap = api.import_snapshot("c1", &["rs0"], &dump, None).await;
+    let bucket = api.filesystem_bucket_id("failing").await;
+    let snap = api
+        .import_snapshot("c1", &["rs0"], &dump, import_fields(None))
+        .await;
     let job = api
         .create_export("c1", snap["id"].as_str().unwrap(), &bucket)
         .await;
@@ -411,7 +420,7 @@ async fn a_store_failing_mid_export_fails_the_job_once_with_the_object_and_the_e
     wait_until("the first collection file", LIMIT, || {
         let prefix = prefix.clone();
         async move {
-            walk(&prefix)
+            files_under(&prefix)
                 .iter()
                 .any(|p| p.to_string_lossy().ends_with(".json.gz"))
         }

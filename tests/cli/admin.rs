@@ -2,17 +2,13 @@
 //! keys that a server on the same data directory accepts (while it runs), and no secret in
 //! plain text anywhere in the data directory.
 
-mod support;
-
 use std::path::Path;
 use std::process::Output;
 
-use axum::Router;
-use axum::extract::Path as UrlPath;
-use axum::routing::get;
 use serde_json::Value;
-use snapex::auth::{AuthService, Principal, Role, SecretBox};
-use snapex::store::Store;
+
+use crate::support::probe::serve_data_dir as serve;
+use crate::support::{self, digest};
 
 fn snapex(data_dir: &Path, args: &[&str]) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_snapex"))
@@ -46,29 +42,6 @@ fn keys_of(v: &Value) -> Vec<&str> {
 
 fn is_hex24(s: &str) -> bool {
     s.len() == 24 && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-async fn probe(
-    principal: Principal,
-    UrlPath(group_id): UrlPath<String>,
-) -> Result<&'static str, snapex::api::error::ApiError> {
-    principal.require_group(&group_id, Role::GroupReadOnly)?;
-    Ok("ok")
-}
-
-/// A server on the same data directory, as `snapex serve` would open it.
-async fn serve(data_dir: &Path) -> String {
-    let store = Store::open_in_data_dir(data_dir).await.unwrap();
-    let auth = AuthService::new(store, SecretBox::from_env_or_data_dir(data_dir).unwrap());
-    auth.verify_deployment_key().await.unwrap();
-    let app = Router::new()
-        .route("/api/atlas/v2/groups/{groupId}/probe", get(probe))
-        .merge(snapex::api::oauth::routes())
-        .with_state(auth);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
 }
 
 async fn curl_status(user: &str, url: &str) -> u16 {
@@ -297,7 +270,7 @@ async fn keys_and_service_accounts_work_against_a_running_server_and_no_secret_i
     // No secret in plain text in any file of the data directory (database, WAL, key file…):
     // not the private key, not its digest HA1 (which is password-equivalent for Digest), not
     // the client secret, not the bearer token.
-    let ha1 = snapex::auth::digest::ha1(&public, snapex::auth::digest::REALM, &private);
+    let ha1 = digest::ha1(&public, digest::REALM, &private);
     let mut scanned = 0;
     for entry in std::fs::read_dir(&d).unwrap() {
         let path = entry.unwrap().path();

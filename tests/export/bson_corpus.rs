@@ -19,19 +19,10 @@ use std::path::PathBuf;
 use serde_json::Value;
 use snapex::extjson::{Format, write_document};
 
+use crate::support;
+
 fn corpus_dir() -> PathBuf {
-    match std::env::var_os("SNAPEX_SHARED_DATA") {
-        Some(dir) => PathBuf::from(dir).join("bson-corpus"),
-        None => {
-            let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-            let base = if beside.exists() {
-                beside
-            } else {
-                PathBuf::from("/work/shared/data")
-            };
-            base.join("bson-corpus")
-        }
-    }
+    support::shared_data().join("bson-corpus")
 }
 
 fn load_corpus() -> Vec<(String, Value)> {

@@ -17,12 +17,11 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::{Value, json};
-use snapex::auth::Role;
-use snapex::cli::serve::{RunningServer, ServerConfig, start};
+
+use crate::support::atlas::{V2023, V2024_05, link};
+use crate::support::deployment::TestDeployment;
 
 const CLIENTS: usize = 200;
-const V2023: &str = "application/vnd.atlas.2023-01-01+json";
-const V2024_05: &str = "application/vnd.atlas.2024-05-30+json";
 /// Failure messages kept per client; every failure is still counted.
 const KEPT_PER_CLIENT: usize = 3;
 
@@ -425,15 +424,7 @@ async fn walk(
         let page: Value = serde_json::from_str(&text).unwrap();
         let page_total = page["totalCount"].as_u64().expect("totalCount");
         assert_eq!(*total.get_or_insert(page_total), page_total, "{url}");
-        let links = page["links"].as_array().expect("links");
-        let link = |rel: &str| {
-            links
-                .iter()
-                .find(|l| l["rel"] == rel)
-                .and_then(|l| l["href"].as_str())
-                .map(str::to_string)
-        };
-        let self_link = link("self").expect("a self link");
+        let self_link = link(&page, "self").expect("a self link");
         assert!(
             self_link.contains(&format!("pageNum={page_num}&")),
             "page {page_num} of {first}: self link {self_link}"
@@ -450,7 +441,7 @@ async fn walk(
                     .to_string(),
             ));
         }
-        match link("next") {
+        match link(&page, "next") {
             Some(next) => {
                 assert_eq!(
                     results.len(),
@@ -517,30 +508,21 @@ fn check_final(what: &str, created: &[(String, String)], listed: &[(String, Stri
     );
 }
 
-async fn start_server(dir: &tempfile::TempDir) -> RunningServer {
-    let mut config = ServerConfig::for_data_dir(dir.path());
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.deployment.node_id = format!("load-{}", snapex::store::new_id());
-    // The default: SQLite in the data directory.
-    assert!(config.database.is_none());
-    start(config).await.unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_clients_create_and_list_without_errors_or_lost_writes() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = start_server(&dir).await;
-    let org = server.store.create_org("Load Org").await.unwrap();
-    let project = server
-        .store
-        .create_project(&org.id, "Load Project")
-        .await
-        .unwrap();
-    let sa = server
-        .auth
-        .create_service_account(&org.id, Some(&project.id), &[Role::GroupOwner], "load")
-        .await
-        .unwrap();
+    let deployment = TestDeployment::builder()
+        .org("Load Org")
+        .project("Load Project")
+        .create()
+        .await;
+    let server = deployment
+        .start_server(|config| {
+            config.deployment.node_id = format!("load-{}", snapex::store::new_id());
+            // The default: SQLite in the data directory.
+            assert!(config.database.is_none());
+        })
+        .await;
+    let sa = &deployment.owner;
     let base = server.url();
 
     // Every client fetches its own token, all at once: concurrent writes to the token table.
@@ -581,7 +563,7 @@ async fn two_hundred_clients_create_and_list_without_errors_or_lost_writes() {
     let load = load_duration();
     let target = Arc::new(Target {
         base: base.clone(),
-        group_id: project.id.clone(),
+        group_id: deployment.group_id.clone(),
         deadline: Instant::now() + load,
     });
     let started = Instant::now();

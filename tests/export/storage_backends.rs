@@ -5,8 +5,6 @@
 //! Then the failure paths: `FaultyStore` cutting an upload off in the middle, on every backend,
 //! and what the user would check afterwards (no object, the upload aborted).
 
-mod support;
-
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -15,6 +13,8 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
 use snapex::storage::faulty::FaultyStore;
 use snapex::storage::{self, Location, StorageOptions};
+
+use crate::support;
 
 const MIB: usize = 1024 * 1024;
 /// S3 rejects multipart parts under 5 MiB (except the last), and s3s-fs checks it too.

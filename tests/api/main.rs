@@ -1,0 +1,11 @@
+//! The API server and its authentication over real HTTP: one test binary (each binary links
+//! the whole crate, which is what a build of the tests spends its time on).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod auth;
+mod concurrency;
+mod schedule_retention;
+mod server;
+mod trust_credentials;

@@ -9,3 +9,4 @@ mod concurrency;
 mod schedule_retention;
 mod server;
 mod trust_credentials;
+mod trust_sources;

@@ -144,7 +144,10 @@ async fn three_nodes_one_killed(enforce_limit: bool) {
             job["prefix"].as_str().unwrap().to_string(),
         ));
     }
-    let roots: Vec<PathBuf> = nodes.iter().map(|n| n.bucket_root.join("shared")).collect();
+    let roots: Vec<PathBuf> = nodes
+        .iter()
+        .map(|n| n.bucket_root.join(&d.group_id).join("shared"))
+        .collect();
     let in_progress_on = |node: usize| -> Vec<String> {
         jobs.iter()
             .filter(|(_, prefix)| {

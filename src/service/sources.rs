@@ -19,7 +19,7 @@
 //! allowed directory replaced by a symlink after the check (the read follows it); the operator
 //! keeps roots writable only by the backup tool, as a backup directory should be.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use super::Deployment;
 use super::access_roles::storage_options_for;
@@ -161,17 +161,15 @@ fn local_path(url: &str) -> Option<PathBuf> {
             .into_owned(),
         None => url.to_string(),
     };
-    let path = PathBuf::from(raw);
-    if !path.is_absolute() {
-        return None;
-    }
-    if path
-        .components()
-        .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+    // Segments are checked on the text: `Path::components` drops interior `.` segments.
+    if raw
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
     {
         return None;
     }
-    Some(path)
+    let path = PathBuf::from(raw);
+    path.is_absolute().then_some(path)
 }
 
 /// The project's local roots: `<source root>/<groupId>` for every source root, and the local

@@ -162,7 +162,8 @@ impl TestDeployment {
             self.data_dir().to_path_buf(),
         ]
         .iter()
-        .map(|p| format!("*={}", std::path::absolute(p).unwrap().display()))
+        .filter_map(|p| p.canonicalize().ok())
+        .map(|p| format!("*={}", p.display()))
         .collect()
     }
 

@@ -18,7 +18,7 @@
 //! share [`Invalid`], so every front end names the offending field the same way.
 //!
 //! Layering: `service` sits on the engine (`store`, `storage`, `snapshot`, `export`, `auth`'s
-//! secrets) and below the front ends; it never names an axum type, `api` or `cli`.
+//! secrets) and below the front ends; it never names an HTTP type or a front-end module.
 
 pub mod access_roles;
 pub mod buckets;

@@ -9,7 +9,9 @@
 //! doubles the code the shared test suite (`tests/store_suite.rs`) has to keep honest.
 //!
 //! Migrations are versioned per engine (`migrations/sqlite`, `migrations/postgres`) and embedded
-//! in the binary; `0001_core.sql` is this module's, `0002_auth.sql` belongs to `src/auth`.
+//! in the binary; `0001_core.sql` holds the domain's tables, `0002_auth.sql` the credentials
+//! that [`credentials`] reads and writes for `src/auth` (its comment still says it is owned
+//! by `src/auth`: sqlx checksums migrations, so an applied file is never edited).
 //!
 //! SQLite runs in WAL mode with a busy timeout, so the administrative CLI can write while
 //! `snapex serve` runs on the same file.
@@ -230,8 +232,8 @@ impl Store {
         self.kind
     }
 
-    /// The pool, for modules that keep their own tables (`src/auth`). Queries must be written
-    /// for both engines (see the module docs).
+    /// The raw pool, for tests that inspect what is stored (that secrets are sealed, say).
+    /// Queries must be written for both engines (see the module docs).
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }

@@ -187,3 +187,68 @@ impl CanonicalOrCreate for PathBuf {
         self.canonicalize().unwrap()
     }
 }
+
+/// Buckets of the layout before per-project directories (`<root>/<bucketName>`) move to
+/// `<root>/<groupId>/<bucketName>` at start, with their files; a directory two projects' buckets
+/// shared goes to the older bucket only, and the move is not repeated.
+#[tokio::test]
+async fn filesystem_buckets_of_the_old_layout_move_to_their_projects() {
+    use snapex::store::{CloudProvider, NewExportBucket};
+    let dir = tempfile::tempdir().unwrap();
+    let store = snapex::store::Store::open_in_data_dir(dir.path())
+        .await
+        .unwrap();
+    let org = store.create_org("o").await.unwrap();
+    let a = store.create_project(&org.id, "a").await.unwrap();
+    let b = store.create_project(&org.id, "b").await.unwrap();
+    let bucket = |name: &str| NewExportBucket {
+        cloud_provider: CloudProvider::Filesystem,
+        bucket_name: name.into(),
+        role_id: None,
+        service_url: None,
+        region: None,
+        require_private_networking: false,
+    };
+    store
+        .create_export_bucket(&a.id, bucket("lake"))
+        .await
+        .unwrap();
+    store
+        .create_export_bucket(&b.id, bucket("lake"))
+        .await
+        .unwrap();
+    store
+        .create_export_bucket(&b.id, bucket("own"))
+        .await
+        .unwrap();
+    let root = dir.path().join("buckets");
+    for (name, file) in [
+        ("lake", "exported_snapshots/x/.complete"),
+        ("own", "y.json.gz"),
+    ] {
+        let path = root.join(name).join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, name).unwrap();
+    }
+    let deployment = snapex::service::Deployment::new(
+        store,
+        snapex::auth::SecretBox::from_key([3; 32]),
+        snapex::service::DeploymentConfig::new(root.clone()),
+    );
+    let moved = snapex::service::buckets::migrate_filesystem_layout(&deployment)
+        .await
+        .unwrap();
+    assert_eq!(moved, 2);
+    assert!(
+        root.join(&a.id)
+            .join("lake/exported_snapshots/x/.complete")
+            .is_file()
+    );
+    assert!(!root.join(&b.id).join("lake").exists());
+    assert!(root.join(&b.id).join("own/y.json.gz").is_file());
+    assert!(!root.join("lake").exists() && !root.join("own").exists());
+    let again = snapex::service::buckets::migrate_filesystem_layout(&deployment)
+        .await
+        .unwrap();
+    assert_eq!(again, 0);
+}

@@ -10,7 +10,7 @@
 //!
 //! Migrations are versioned per engine (`migrations/sqlite`, `migrations/postgres`) and embedded
 //! in the binary; `0001_core.sql` holds the domain's tables, `0002_auth.sql` the credentials
-//! that [`credentials`] reads and writes for `src/auth` (its comment still says it is owned
+//! that `credentials.rs` reads and writes for `src/auth` (its comment still says it is owned
 //! by `src/auth`: sqlx checksums migrations, so an applied file is never edited).
 //!
 //! SQLite runs in WAL mode with a busy timeout, so the administrative CLI can write while

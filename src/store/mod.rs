@@ -340,4 +340,11 @@ impl Page {
     fn offset(&self) -> i64 {
         i64::from(self.page_num.saturating_sub(1)) * i64::from(self.items_per_page)
     }
+
+    /// This page's slice of `items` (for lists assembled outside the database).
+    pub fn slice<T>(&self, items: Vec<T>) -> Vec<T> {
+        let skip = usize::try_from(self.offset()).unwrap_or(usize::MAX);
+        let take = usize::try_from(self.limit()).unwrap_or(0);
+        items.into_iter().skip(skip).take(take).collect()
+    }
 }

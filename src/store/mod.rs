@@ -6,7 +6,7 @@
 //! text on both: parameters are `$1, $2, …` (sqlx's SQLite driver binds `$N` to argument N),
 //! timestamps are `BIGINT` milliseconds since the epoch and flags are `BIGINT` 0/1. The
 //! alternative — one typed pool per engine and every query written twice — was rejected: it
-//! doubles the code the shared test suite (`tests/store_suite.rs`) has to keep honest.
+//! doubles the code the shared test suite (`tests/jobs/store_suite.rs`) has to keep honest.
 //!
 //! Migrations are versioned per engine (`migrations/sqlite`, `migrations/postgres`) and embedded
 //! in the binary; `0001_core.sql` holds the domain's tables, `0002_auth.sql` the credentials

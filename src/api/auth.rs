@@ -87,7 +87,7 @@ impl From<AuthError> for ApiError {
             | AuthError::RoleLevel { .. }
             | AuthError::NoRole) => ApiError::bad_request("INVALID_ROLE", e.to_string()),
             AuthError::Store(e) => e.into(),
-            other => ApiError::internal(super::error_chain(&other)),
+            other => ApiError::internal(crate::errors::chain(&other)),
         }
     }
 }

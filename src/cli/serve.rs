@@ -221,6 +221,11 @@ impl RunningServer {
 
 /// Opens the store, binds the listener, and starts serving and running jobs.
 pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
+    // Owner-only before anything lands in it (the bucket root below, with PostgreSQL and
+    // SNAPEX_SECRET_KEY, would otherwise create it with the umask's mode).
+    crate::owner_only::create_private_dir(&config.data_dir).with_context(|| {
+        format!("cannot create the data directory {}", config.data_dir.display())
+    })?;
     let store = Store::open_configured(&config.data_dir, config.database.as_deref())
         .await
         .context("cannot open the metadata store")?;

@@ -24,7 +24,7 @@ mod roles;
 mod schedules;
 mod snapshots;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -71,6 +71,12 @@ pub enum StoreError {
         url: String,
         #[source]
         source: sqlx::Error,
+    },
+    #[error("cannot create or restrict the database file {path} to owner-only")]
+    DatabaseFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
     },
     #[error("cannot create data directory {path}")]
     DataDir {
@@ -132,6 +138,49 @@ pub fn default_sqlite_url(data_dir: &Path) -> String {
     format!("sqlite://{}?mode=rwc", data_dir.join("snapex.db").display())
 }
 
+/// The file of a SQLite URL (`sqlite://PATH?…`, `sqlite:PATH`), `None` for an in-memory one.
+fn sqlite_file_path(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path == ":memory:" || query.split('&').any(|p| p == "mode=memory") {
+        return None;
+    }
+    Some(PathBuf::from(path))
+}
+
+/// Creates an empty database file with mode 0600 when it does not exist yet, so that SQLite
+/// (which keeps the mode of an existing file, and gives it to `-wal` and `-shm`) never
+/// creates it readable by others.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(crate::owner_only::FILE_MODE);
+    }
+    match options.open(path) {
+        Ok(_) => crate::owner_only::restrict_file(path),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        // A missing directory: let SQLite report it with the URL.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Sets the database file and its `-wal`/`-shm` companions (those that exist) to 0600.
+fn restrict_sqlite_files(path: &Path) -> std::io::Result<()> {
+    crate::owner_only::restrict_file(path)?;
+    for suffix in ["-wal", "-shm"] {
+        let mut companion = path.as_os_str().to_owned();
+        companion.push(suffix);
+        crate::owner_only::restrict_file(Path::new(&companion))?;
+    }
+    Ok(())
+}
+
 /// The engine a database URL names, or `None` when it names neither.
 pub fn kind_of_url(url: &str) -> Option<DbKind> {
     if url.starts_with("sqlite:") {
@@ -190,6 +239,16 @@ impl Store {
                 })
             });
         }
+        let sqlite_file = match kind {
+            DbKind::Sqlite => sqlite_file_path(&url),
+            DbKind::Postgres => None,
+        };
+        if let Some(file) = sqlite_file.as_ref().filter(|_| url.contains("mode=rwc")) {
+            create_private_file(file).map_err(|source| StoreError::DatabaseFile {
+                path: file.display().to_string(),
+                source,
+            })?;
+        }
         let pool = options
             .connect(&url)
             .await
@@ -197,6 +256,14 @@ impl Store {
                 url: redact_url(database_url),
                 source,
             })?;
+        if let Some(file) = &sqlite_file {
+            // SQLite creates `-wal` and `-shm` with the database file's mode; narrow all three
+            // anyway, which also covers a database created by an older version.
+            restrict_sqlite_files(file).map_err(|source| StoreError::DatabaseFile {
+                path: file.display().to_string(),
+                source,
+            })?;
+        }
         let migrator = match kind {
             DbKind::Sqlite => &SQLITE_MIGRATOR,
             DbKind::Postgres => &POSTGRES_MIGRATOR,
@@ -207,7 +274,7 @@ impl Store {
 
     /// Opens the embedded default: SQLite at `<data_dir>/snapex.db`, creating the directory.
     pub async fn open_in_data_dir(data_dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+        crate::owner_only::create_private_dir(data_dir).map_err(|source| StoreError::DataDir {
             path: data_dir.display().to_string(),
             source,
         })?;

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 pub mod admin;
 pub mod demo;
 pub mod export;
+pub mod http;
 pub mod sample;
 pub mod serve;
 pub mod verify;

@@ -521,6 +521,8 @@ async fn start_server(dir: &tempfile::TempDir) -> RunningServer {
     let mut config = ServerConfig::for_data_dir(dir.path());
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.deployment.node_id = format!("load-{}", snapex::store::new_id());
+    // 200 clients of one service account, as fast as the server goes: no per-key rate limit.
+    config.edge.rate_limit = None;
     // The default: SQLite in the data directory.
     assert!(config.database.is_none());
     start(config).await.unwrap()

@@ -53,9 +53,19 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
-/// Sets `path` to mode 0600 when it exists (a missing file is not an error: SQLite removes
-/// its `-wal` and `-shm` files when the last connection closes).
+/// Sets `path` to mode 0600 when it exists and has another mode (a missing file is not an
+/// error: SQLite removes its `-wal` and `-shm` files when the last connection closes).
 pub fn restrict_file(path: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.permissions().mode() & 0o777 == FILE_MODE => return Ok(()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
     match set_mode(path, FILE_MODE) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         other => other,

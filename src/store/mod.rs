@@ -170,13 +170,24 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Sets the database file and its `-wal`/`-shm` companions (those that exist) to 0600.
+/// Sets the database file and its `-wal`/`-shm` companions (those that exist) to 0600. A file
+/// of another user (an administrator's shared database) cannot be changed: that is logged,
+/// not refused.
 fn restrict_sqlite_files(path: &Path) -> std::io::Result<()> {
-    crate::owner_only::restrict_file(path)?;
+    let mut files = vec![path.to_path_buf()];
     for suffix in ["-wal", "-shm"] {
         let mut companion = path.as_os_str().to_owned();
         companion.push(suffix);
-        crate::owner_only::restrict_file(Path::new(&companion))?;
+        files.push(PathBuf::from(companion));
+    }
+    for file in files {
+        match crate::owner_only::restrict_file(&file) {
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => tracing::warn!(
+                path = %file.display(),
+                "cannot make the database file owner-only: it belongs to another user"
+            ),
+            other => other?,
+        }
     }
     Ok(())
 }

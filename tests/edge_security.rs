@@ -643,10 +643,10 @@ async fn a_group_readable_secret_key_is_refused() {
     wait_healthy(&format!("http://{listen}"), &mut server).await;
 }
 
-/// With every debug log on, a request's query string and headers (its `Authorization`, a
-/// cookie) appear nowhere in the server's output, while its method and path do.
+/// With every log on (`RUST_LOG=trace`), a request's query string and headers (its
+/// `Authorization`, a cookie) appear nowhere in the server's output, while its path does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn debug_logs_name_the_path_but_no_query_or_header() {
+async fn trace_logs_name_the_path_but_no_query_or_header() {
     let tmp = tempfile::tempdir().unwrap();
     let data_dir = tmp.path().join("data");
     let listen = format!("127.0.0.1:{}", free_port());
@@ -654,7 +654,7 @@ async fn debug_logs_name_the_path_but_no_query_or_header() {
     let file = std::fs::File::create(&log).unwrap();
     let mut server = Serve(
         snapex_cmd(&data_dir, &["serve", "--listen", &listen])
-            .env("RUST_LOG", "debug")
+            .env("RUST_LOG", "trace")
             .stdout(file.try_clone().unwrap())
             .stderr(file)
             .spawn()

@@ -20,7 +20,11 @@
 //! - `links` are built from the configured public URL ([`Edge::base_url`]), never from the
 //!   request's `Host` header.
 //!
-//! The connection side (header-read and idle timeouts) is `cli::serve`'s; its settings are
+//! Past hyper's own bounds (a request head over about 400 KiB, more than 100 headers, a
+//! malformed request line) hyper answers 431 or 400 itself, without a body, and closes the
+//! connection: those requests never reach the router.
+//!
+//! The connection side (header-read and idle timeouts) is `cli::http`'s; its settings are
 //! here so that every HTTP setting has one home.
 
 use std::collections::HashMap;

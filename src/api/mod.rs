@@ -5,6 +5,9 @@
 //! refusals to 401/403/404) and [`oauth`] (the OAuth token endpoints); the rules themselves
 //! are `crate::auth`'s.
 //!
+//! [`edge`] is what every request meets around its handler: framing and body limits, the 405
+//! answer, the per-principal rate limit, the public URL of `links`.
+//!
 //! [`app`] builds the router from an [`AppState`]; serving (sockets, shutdown, the job runner)
 //! is `cli::serve`'s, so tests can drive the router directly or over a real socket.
 //!

@@ -4,7 +4,8 @@
 //! file (`--config`), then defaults; the resolved value of every setting is printed at start.
 //! [`start`] runs a server in-process (for `snapex demo` and tests) and returns its bound
 //! address and a shutdown handle; [`run`] is the command, which also installs logging and waits
-//! for SIGINT/SIGTERM.
+//! for SIGINT/SIGTERM. Connections are served by [`super::http`] (HTTP/1.1 with header-read and
+//! idle timeouts); the HTTP settings and their defaults are `api::edge`'s.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -124,6 +124,11 @@ where
         let principal = auth
             .authenticate(parts.method.as_str(), request_target(parts), authorization)
             .await?;
+        // Behind the edge (`api::app`), each authenticated request takes from its principal's
+        // bucket: 429 when it is empty.
+        if let Some(gate) = parts.extensions.get::<super::edge::RateGate>() {
+            gate.admit(&principal)?;
+        }
         parts.extensions.insert(principal.clone());
         Ok(principal)
     }

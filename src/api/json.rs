@@ -1,7 +1,8 @@
 //! JSON in and out. [`Body`] is the request-body extractor: it accepts `application/json` and
 //! the vendor type `application/vnd.atlas.<date>+json`, rejects malformed JSON, wrong types and
 //! unknown fields with 400 and `badRequestDetail.fields[].field` naming the JSON path
-//! (`export.frequencyType`). [`Reply`] renders a success in the served version with the
+//! (`export.frequencyType`), a body over the limit with 413 and a stalled one with 408
+//! ([`super::edge::body_error`]). [`Reply`] renders a success in the served version with the
 //! `envelope` and `pretty` conventions.
 
 use axum::body::Bytes;
@@ -107,9 +108,10 @@ where
                 "Request bodies must be application/json or application/vnd.atlas.<date>+json.",
             ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            ApiError::bad_request("INVALID_JSON", format!("Cannot read request body: {e}."))
-        })?;
+        let limit = req.extensions().get::<super::edge::BodyLimit>().copied();
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| super::edge::body_error(e, limit))?;
         parse_body(&bytes).map(Body)
     }
 }

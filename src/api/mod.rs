@@ -5,6 +5,9 @@
 //! refusals to 401/403/404) and [`oauth`] (the OAuth token endpoints); the rules themselves
 //! are `crate::auth`'s.
 //!
+//! [`edge`] is what every request meets around its handler: framing and body limits, the 405
+//! answer, the per-principal rate limit, the public URL of `links`.
+//!
 //! [`app`] builds the router from an [`AppState`]; serving (sockets, shutdown, the job runner)
 //! is `cli::serve`'s, so tests can drive the router directly or over a real socket.
 //!
@@ -19,6 +22,7 @@
 pub mod access_roles;
 pub mod auth;
 pub mod clusters;
+pub mod edge;
 pub mod error;
 pub mod export_buckets;
 pub mod export_jobs;
@@ -34,11 +38,12 @@ pub mod snapshots;
 pub mod versioning;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{FromRef, FromRequestParts};
+use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
 use chrono::NaiveDate;
 
 pub use error::ApiError;
@@ -49,22 +54,34 @@ use crate::store::{Cluster, Project, Store};
 use versioning::{Served, Version};
 
 /// Everything a request handler needs: the deployment (store, configuration, the rules'
-/// context) and authentication. Cheap to clone.
+/// context), authentication and the HTTP edge (public URL, limits). Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     pub deployment: Deployment,
     pub auth: AuthService,
+    pub edge: Arc<edge::Edge>,
 }
 
 impl AppState {
+    /// A state with the default edge (links under [`edge::ROUTER_BASE_URL`]).
     pub fn new(store: Store, auth: AuthService, config: DeploymentConfig) -> Self {
         let deployment = Deployment::new(store, auth.secrets().clone(), config);
-        AppState { deployment, auth }
+        Self::for_deployment(deployment, auth)
     }
 
     /// The state of a server whose runner shares `deployment` (its counters and wake-up).
     pub fn for_deployment(deployment: Deployment, auth: AuthService) -> Self {
-        AppState { deployment, auth }
+        AppState {
+            deployment,
+            auth,
+            edge: Arc::new(edge::Edge::default()),
+        }
+    }
+
+    /// The same state behind `edge` (a server's public URL, body limit and rate limit).
+    pub fn with_edge(mut self, edge: edge::Edge) -> Self {
+        self.edge = Arc::new(edge);
+        self
     }
 }
 
@@ -83,10 +100,13 @@ impl FromRef<AppState> for AuthService {
     }
 }
 
-/// The whole API: Atlas paths, extensions, OAuth, health and the OpenAPI document.
+/// The whole API: Atlas paths, extensions, OAuth, health and the OpenAPI document, behind the
+/// edge ([`edge::guard`]: framing limits before routing, rate-limit headers) and the request
+/// counters.
 pub fn app(state: AppState) -> Router {
     let metrics = state.metrics.clone();
-    Router::new()
+    let edge = state.edge.clone();
+    let routes = Router::new()
         .merge(groups::routes())
         .merge(orgs::routes())
         .merge(clusters::routes())
@@ -99,18 +119,29 @@ pub fn app(state: AppState) -> Router {
         .merge(openapi::routes())
         .merge(oauth::routes::<AppState>())
         .fallback(not_found)
+        // After every route is in: it is set on each path's method router.
+        .method_not_allowed_fallback(edge::method_not_allowed)
+        .with_state(state);
+    // The layers wrap the whole router (an outer router with it as its only fallback), so
+    // they see every request before routing and every answer, `Allow` included.
+    Router::new()
+        .fallback_service(routes)
+        .layer(axum::extract::DefaultBodyLimit::max(edge.max_body_bytes))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            edge::guard(edge.clone(), req, next)
+        }))
         .layer(axum::middleware::from_fn(move |req, next| {
             health::track(metrics.clone(), req, next)
         }))
-        .with_state(state)
 }
 
 async fn not_found() -> ApiError {
     ApiError::not_found("RESOURCE_NOT_FOUND", "Cannot find resource.")
 }
 
-/// The request context: common query parameters, the absolute base URL for links, and the
-/// headers for version negotiation.
+/// The request context: common query parameters, the absolute base URL for links (the
+/// configured public URL, never the request's `Host`), and the headers for version
+/// negotiation.
 pub struct Ctx {
     pub query: pagination::Query,
     pub base_url: String,
@@ -150,14 +181,9 @@ impl FromRequestParts<AppState> for Ctx {
             })
             .unwrap_or_default();
         let query = pagination::Query::parse(&params)?;
-        let host = parts
-            .headers
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("localhost");
         Ok(Ctx {
             query,
-            base_url: format!("http://{host}"),
+            base_url: state.edge.base_url.clone(),
             path: parts.uri.path().to_string(),
             headers: parts.headers.clone(),
             today: state

@@ -9,16 +9,18 @@
 //! use the RFC 6749 body `{error, error_description}` rather than Atlas's error body, because
 //! OAuth client libraries parse that shape.
 
-use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRef, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::{Extension, Router};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 
+use super::edge::{BodyLimit, body_error};
 use crate::auth::digest::REALM;
 use crate::auth::{AuthError, AuthService};
 
@@ -196,9 +198,15 @@ fn client_credentials(
 
 async fn token(
     State(auth): State<AuthService>,
+    limit: Option<Extension<BodyLimit>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, OAuthError> {
+    let body = match body {
+        Ok(body) => body,
+        // Too large or stalled: the edge's answer, as on every other path.
+        Err(e) => return Ok(body_error(e, limit.map(|l| l.0)).into_response()),
+    };
     let form = Form::parse(&headers, &body)?;
     match form.get("grant_type") {
         Some("client_credentials") => {}
@@ -237,9 +245,15 @@ async fn token(
 
 async fn revoke(
     State(auth): State<AuthService>,
+    limit: Option<Extension<BodyLimit>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, OAuthError> {
+    let body = match body {
+        Ok(body) => body,
+        // Too large or stalled: the edge's answer, as on every other path.
+        Err(e) => return Ok(body_error(e, limit.map(|l| l.0)).into_response()),
+    };
     let form = Form::parse(&headers, &body)?;
     let token = form
         .get("token")

@@ -1,9 +1,9 @@
 //! Secrets at rest: AES-256-GCM with one deployment key.
 //!
 //! The key comes from `SNAPEX_SECRET_KEY` (standard base64 of 32 bytes) or, by default, from
-//! `<data_dir>/secret.key`, created with mode 0600 the first time it is needed. Every node of a
-//! multi-node deployment must use the same key (set `SNAPEX_SECRET_KEY` on each, or copy the
-//! key file): the key decrypts the stored access-role credentials and API-key digests, and signs
+//! `<data_dir>/secret.key`, created with mode 0600 the first time it is needed and refused when
+//! group or others may read or write it. Every node of a multi-node deployment must use the
+//! same key (set `SNAPEX_SECRET_KEY` on each, or copy the key file): the key decrypts the stored access-role credentials and API-key digests, and signs
 //! the HTTP Digest nonces that any node may be asked to check.
 //!
 //! A sealed value is text so that it fits a `TEXT` column of either database:
@@ -44,6 +44,13 @@ pub enum SecretError {
         #[source]
         source: std::io::Error,
     },
+    /// `secret.key` may be read or written by group or others: refused, since the key
+    /// decrypts every stored credential.
+    #[error(
+        "the secret key file {path} is readable or writable by group or others (mode {mode:04o}); \
+         it must be owner-only: chmod 600 {path}"
+    )]
+    KeyFileMode { path: PathBuf, mode: u32 },
     #[error("sealed secret has an unknown format")]
     Malformed,
     #[error("sealed secret cannot be decrypted: wrong key or tampered value")]
@@ -84,21 +91,32 @@ impl SecretBox {
         Ok(Self::from_key(key))
     }
 
-    /// Reads `<data_dir>/secret.key`, creating it (and the directory) with a fresh random key
-    /// and mode 0600 when it does not exist. Two processes racing to create it agree on one
-    /// key: the file is created exclusively and the loser reads the winner's key.
+    /// Reads `<data_dir>/secret.key`, creating it (and the directory, 0700) with a fresh
+    /// random key and mode 0600 when it does not exist. Two processes racing to create it
+    /// agree on one key: the file is created exclusively and the loser reads the winner's key.
+    /// An existing file that group or others may read or write is refused
+    /// ([`SecretError::KeyFileMode`]).
     pub fn load_or_create(data_dir: &Path) -> Result<Self, SecretError> {
         let path = data_dir.join(SECRET_KEY_FILE);
         let io_err = |source| SecretError::KeyFile {
             path: path.clone(),
             source,
         };
+        let check_mode = || {
+            crate::owner_only::check_private_file(&path).map_err(|mode| SecretError::KeyFileMode {
+                path: path.clone(),
+                mode,
+            })
+        };
         match std::fs::read_to_string(&path) {
-            Ok(text) => return Self::from_base64(&text),
+            Ok(text) => {
+                check_mode()?;
+                return Self::from_base64(&text);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_err(e)),
         }
-        std::fs::create_dir_all(data_dir).map_err(io_err)?;
+        crate::owner_only::create_private_dir(data_dir).map_err(io_err)?;
         let mut key = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut key);
         let mut options = std::fs::OpenOptions::new();
@@ -110,6 +128,15 @@ impl SecretBox {
         }
         match options.open(&path) {
             Ok(mut file) => {
+                // The mode asked for at creation is narrowed by the umask; set it exactly.
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    file.set_permissions(std::fs::Permissions::from_mode(
+                        crate::owner_only::FILE_MODE,
+                    ))
+                    .map_err(io_err)?;
+                }
                 file.write_all(format!("{}\n", STANDARD.encode(key)).as_bytes())
                     .and_then(|()| file.sync_all())
                     .map_err(io_err)?;
@@ -121,6 +148,7 @@ impl SecretBox {
                 for _ in 0..50 {
                     let text = std::fs::read_to_string(&path).map_err(io_err)?;
                     if !text.trim().is_empty() {
+                        check_mode()?;
                         return Self::from_base64(&text);
                     }
                     std::thread::sleep(std::time::Duration::from_millis(10));

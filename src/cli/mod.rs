@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 pub mod admin;
 pub mod demo;
 pub mod export;
+pub mod http;
 pub mod sample;
 pub mod serve;
 pub mod verify;
@@ -27,7 +28,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the Atlas-compatible API server and the export job engine.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Manage organizations.
     #[command(subcommand)]
     Orgs(admin::OrgsCommand),
@@ -75,7 +76,7 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => serve::run(*args).await,
             Command::Orgs(cmd) => admin::orgs(cmd).await,
             Command::Projects(cmd) => admin::projects(cmd).await,
             Command::Keys(cmd) => admin::keys(cmd).await,

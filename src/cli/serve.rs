@@ -4,7 +4,8 @@
 //! file (`--config`), then defaults; the resolved value of every setting is printed at start.
 //! [`start`] runs a server in-process (for `snapex demo` and tests) and returns its bound
 //! address and a shutdown handle; [`run`] is the command, which also installs logging and waits
-//! for SIGINT/SIGTERM.
+//! for SIGINT/SIGTERM. Connections are served by [`super::http`] (HTTP/1.1 with header-read and
+//! idle timeouts); the HTTP settings and their defaults are `api::edge`'s.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,7 +17,9 @@ use serde::Deserialize;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::AppState;
+use super::http::Timeouts;
+use crate::api::edge::{DEFAULT_RATE_LIMIT_BURST, Edge, EdgeConfig, RateLimit, parse_public_url};
+use crate::api::{self, AppState};
 use crate::auth::{AuthService, SecretBox};
 use crate::cli::StoreArgs;
 use crate::jobs::Runner;
@@ -35,9 +38,11 @@ pub struct ServeArgs {
     /// Root directory of FILESYSTEM export buckets [default: <data dir>/buckets].
     #[arg(long, env = "SNAPEX_BUCKET_ROOT")]
     pub bucket_root: Option<PathBuf>,
-    /// TOML configuration file (keys: listen, bucket_root, database, node_id,
+    /// TOML configuration file (keys: listen, public_url, bucket_root, database, node_id,
     /// max_concurrent_replica_sets, lease_seconds, retention_interval_seconds, log_format,
-    /// allow_environment_credentials, allow_insecure_endpoints, source_roots, source_grants).
+    /// max_body_bytes, rate_limit_per_second, rate_limit_burst, header_read_timeout_seconds,
+    /// idle_timeout_seconds, allow_environment_credentials, allow_insecure_endpoints,
+    /// source_roots, source_grants).
     #[arg(long, env = "SNAPEX_CONFIG")]
     pub config: Option<PathBuf>,
     /// This node's name in job leases [default: the host name]. Must be unique per node and
@@ -71,6 +76,29 @@ pub struct ServeArgs {
     /// import from, read with this server's credentials: `PROJECT=PATH_OR_URL` (repeatable).
     #[arg(long = "source-grant", value_name = "PROJECT=PATH_OR_URL")]
     pub source_grants: Vec<String>,
+    /// Base URL of the `links` in responses, as clients reach this server (behind a proxy:
+    /// the proxy's URL, with its path prefix) [default: http://<listen address>]. The
+    /// request's Host header is never used.
+    #[arg(long, env = "SNAPEX_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Largest request body in bytes; larger ones get 413 [default: 1048576].
+    #[arg(long, env = "SNAPEX_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Requests per second each API key or service account may make once its burst is
+    /// spent, counted per node; 0 turns rate limiting off [default: 100].
+    #[arg(long, env = "SNAPEX_RATE_LIMIT_PER_SECOND")]
+    pub rate_limit_per_second: Option<u32>,
+    /// Requests each API key or service account may make at once [default: 1000].
+    #[arg(long, env = "SNAPEX_RATE_LIMIT_BURST")]
+    pub rate_limit_burst: Option<u32>,
+    /// Seconds a client has to send a request line and its headers; also how long an idle
+    /// keep-alive connection stays open [default: 10].
+    #[arg(long, env = "SNAPEX_HEADER_READ_TIMEOUT_SECONDS")]
+    pub header_read_timeout_seconds: Option<u64>,
+    /// Seconds without a byte while a request body is received (then 408) or a response is
+    /// sent (then the connection closes) [default: 30].
+    #[arg(long, env = "SNAPEX_IDLE_TIMEOUT_SECONDS")]
+    pub idle_timeout_seconds: Option<u64>,
 }
 
 /// The `--config` file.
@@ -91,6 +119,12 @@ struct FileConfig {
     source_roots: Vec<PathBuf>,
     #[serde(default)]
     source_grants: Vec<String>,
+    public_url: Option<String>,
+    max_body_bytes: Option<usize>,
+    rate_limit_per_second: Option<u32>,
+    rate_limit_burst: Option<u32>,
+    header_read_timeout_seconds: Option<u64>,
+    idle_timeout_seconds: Option<u64>,
 }
 
 /// Everything a server needs, resolved: where its data is, where it listens, and the
@@ -102,6 +136,8 @@ pub struct ServerConfig {
     pub database: Option<String>,
     pub listen: SocketAddr,
     pub log_format: String,
+    /// The HTTP side: public URL, body and rate limits, connection timeouts.
+    pub edge: EdgeConfig,
     pub deployment: DeploymentConfig,
 }
 
@@ -115,6 +151,7 @@ impl ServerConfig {
                 .parse()
                 .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))),
             log_format: "text".into(),
+            edge: EdgeConfig::default(),
             deployment: DeploymentConfig::new(data_dir.join("buckets")),
         }
     }
@@ -193,7 +230,48 @@ impl ServerConfig {
             );
             c.log_format = v;
         }
+        let e = &mut c.edge;
+        if let Some(v) = args.public_url.clone().or(file.public_url) {
+            e.public_url = Some(
+                parse_public_url(&v).map_err(|why| anyhow::anyhow!("invalid public_url {why}"))?,
+            );
+        }
+        if let Some(v) = args.max_body_bytes.or(file.max_body_bytes) {
+            anyhow::ensure!(v >= 1024, "max_body_bytes must be at least 1024");
+            e.max_body_bytes = v;
+        }
+        let current = e.rate_limit.unwrap_or(RateLimit {
+            per_second: 0,
+            burst: DEFAULT_RATE_LIMIT_BURST,
+        });
+        let per_second = args
+            .rate_limit_per_second
+            .or(file.rate_limit_per_second)
+            .unwrap_or(current.per_second);
+        let burst = args
+            .rate_limit_burst
+            .or(file.rate_limit_burst)
+            .unwrap_or(current.burst);
+        anyhow::ensure!(burst >= 1, "rate_limit_burst must be at least 1");
+        // 0 requests per second: no limit.
+        e.rate_limit = (per_second > 0).then_some(RateLimit { per_second, burst });
+        if let Some(v) = args
+            .header_read_timeout_seconds
+            .or(file.header_read_timeout_seconds)
+        {
+            anyhow::ensure!(v >= 1, "header_read_timeout_seconds must be at least 1");
+            e.header_read_timeout = Duration::from_secs(v);
+        }
+        if let Some(v) = args.idle_timeout_seconds.or(file.idle_timeout_seconds) {
+            anyhow::ensure!(v >= 1, "idle_timeout_seconds must be at least 1");
+            e.idle_timeout = Duration::from_secs(v);
+        }
         Ok(c)
+    }
+
+    /// The base of `links` before binding: the public URL, or `http://<listen address>`.
+    pub fn public_url(&self) -> String {
+        api::edge::base_url(&self.edge, Some(self.listen))
     }
 
     /// One line per setting, for the start banner.
@@ -245,6 +323,31 @@ impl ServerConfig {
                     .collect::<Vec<_>>()
                     .join(", "),
             ),
+            ("public_url".into(), self.public_url()),
+            (
+                "max_body_bytes".into(),
+                self.edge.max_body_bytes.to_string(),
+            ),
+            (
+                "rate_limit_per_second".into(),
+                self.edge
+                    .rate_limit
+                    .map_or("0 (off)".into(), |l| l.per_second.to_string()),
+            ),
+            (
+                "rate_limit_burst".into(),
+                self.edge
+                    .rate_limit
+                    .map_or("-".into(), |l| l.burst.to_string()),
+            ),
+            (
+                "header_read_timeout_seconds".into(),
+                self.edge.header_read_timeout.as_secs().to_string(),
+            ),
+            (
+                "idle_timeout_seconds".into(),
+                self.edge.idle_timeout.as_secs().to_string(),
+            ),
         ]
     }
 }
@@ -256,7 +359,7 @@ pub struct RunningServer {
     pub store: Store,
     pub auth: AuthService,
     shutdown: CancellationToken,
-    server: JoinHandle<std::io::Result<()>>,
+    server: JoinHandle<()>,
     runner: JoinHandle<()>,
     retention: JoinHandle<()>,
 }
@@ -281,18 +384,26 @@ impl RunningServer {
 
     /// Waits until the server stops (after [`RunningServer::shutdown_token`] fires).
     pub async fn wait(self) -> anyhow::Result<()> {
-        let served = self.server.await.context("server task panicked")?;
+        self.server.await.context("server task panicked")?;
         self.runner.await.context("job runner panicked")?;
         self.retention
             .await
             .context("snapshot retention task panicked")?;
         self.store.close().await;
-        served.context("server failed")
+        Ok(())
     }
 }
 
 /// Opens the store, binds the listener, and starts serving and running jobs.
 pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
+    // Owner-only before anything lands in it (the bucket root below, with PostgreSQL and
+    // SNAPEX_SECRET_KEY, would otherwise create it with the umask's mode).
+    crate::owner_only::create_private_dir(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            config.data_dir.display()
+        )
+    })?;
     let store = Store::open_configured(&config.data_dir, config.database.as_deref())
         .await
         .context("cannot open the metadata store")?;
@@ -322,13 +433,14 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     crate::service::buckets::migrate_filesystem_layout(&deployment)
         .await
         .context("cannot move FILESYSTEM buckets to their projects' directories")?;
-    let state = AppState::for_deployment(deployment.clone(), auth.clone());
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener
         .local_addr()
         .context("cannot read the bound address")?;
+    let state = AppState::for_deployment(deployment.clone(), auth.clone())
+        .with_edge(Edge::new(&config.edge, Some(addr)));
     let shutdown = CancellationToken::new();
 
     let runner = tokio::spawn(Runner { deployment }.run(shutdown.clone()));
@@ -338,13 +450,24 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         shutdown.clone(),
     ));
 
-    let router = crate::api::app(state).layer(tower_http::trace::TraceLayer::new_for_http());
-    let stop = shutdown.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await
-    });
+    // Spans name the method and the path only: a query string or a header (Authorization,
+    // cookies) may carry a secret, and debug logs end up in places secrets must not.
+    let trace = tower_http::trace::TraceLayer::new_for_http().make_span_with(
+        |req: &axum::http::Request<axum::body::Body>| {
+            tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+        },
+    );
+    let router = crate::api::app(state).layer(trace);
+    let timeouts = Timeouts {
+        header_read: config.edge.header_read_timeout,
+        idle: config.edge.idle_timeout,
+    };
+    let server = tokio::spawn(super::http::serve(
+        listener,
+        router,
+        timeouts,
+        shutdown.clone(),
+    ));
     tracing::info!(%addr, node_id = %node_id, "snapex serving");
     Ok(RunningServer {
         addr,
@@ -396,6 +519,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     for (key, value) in config.describe() {
         eprintln!("snapex serve: {key} = {value}");
     }
+    if config.edge.public_url.is_none() && config.listen.ip().is_unspecified() {
+        eprintln!(
+            "snapex serve: warning: listening on {} without --public-url: links will name {}, \
+             which clients cannot reach; set --public-url",
+            config.listen,
+            config.public_url()
+        );
+    }
     let server = start(config).await?;
     eprintln!("snapex serve: listening on {}", server.url());
     let token = server.shutdown_token();
@@ -430,6 +561,12 @@ mod tests {
             allow_insecure_endpoints: false,
             source_roots: Vec::new(),
             source_grants: Vec::new(),
+            public_url: None,
+            max_body_bytes: None,
+            rate_limit_per_second: None,
+            rate_limit_burst: None,
+            header_read_timeout_seconds: None,
+            idle_timeout_seconds: None,
         }
     }
 
@@ -441,7 +578,24 @@ mod tests {
         assert_eq!(c.deployment.max_concurrent_replica_sets, 5);
         assert_eq!(c.deployment.retention_interval, Duration::from_secs(60));
         assert!(c.database.is_none());
+        assert_eq!(c.edge, EdgeConfig::default());
+        assert_eq!(c.public_url(), "http://127.0.0.1:8080");
+        assert_eq!(c.edge.max_body_bytes, 1024 * 1024);
+        assert_eq!(
+            c.edge.rate_limit,
+            Some(RateLimit {
+                per_second: 100,
+                burst: 1000
+            })
+        );
+        assert_eq!(c.edge.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.edge.idle_timeout, Duration::from_secs(30));
         let described = c.describe();
+        assert!(
+            described
+                .iter()
+                .any(|(k, v)| k == "public_url" && v == "http://127.0.0.1:8080")
+        );
         assert!(
             described
                 .iter()
@@ -470,6 +624,37 @@ mod tests {
                 .iter()
                 .any(|(k, v)| k == "retention_interval_seconds" && v == "5")
         );
+        std::fs::write(
+            &file,
+            "public_url = \"https://snapex.example.com/backup/\"\nrate_limit_per_second = 5\n\
+             max_body_bytes = 4096\nheader_read_timeout_seconds = 3\nidle_timeout_seconds = 7\n",
+        )
+        .unwrap();
+        let mut a = args(dir.path(), Some(file.clone()));
+        a.rate_limit_burst = Some(9);
+        let c = ServerConfig::resolve(&a).unwrap();
+        assert_eq!(c.public_url(), "https://snapex.example.com/backup");
+        assert_eq!(
+            c.edge.rate_limit,
+            Some(RateLimit {
+                per_second: 5,
+                burst: 9
+            })
+        );
+        assert_eq!(c.edge.max_body_bytes, 4096);
+        assert_eq!(c.edge.header_read_timeout, Duration::from_secs(3));
+        assert_eq!(c.edge.idle_timeout, Duration::from_secs(7));
+        a.rate_limit_per_second = Some(0);
+        let c = ServerConfig::resolve(&a).unwrap();
+        assert_eq!(c.edge.rate_limit, None);
+        assert!(
+            c.describe()
+                .iter()
+                .any(|(k, v)| k == "rate_limit_per_second" && v.starts_with('0'))
+        );
+        std::fs::write(&file, "public_url = \"ftp://x\"\n").unwrap();
+        let e = ServerConfig::resolve(&args(dir.path(), Some(file.clone()))).unwrap_err();
+        assert!(e.to_string().contains("public_url"), "{e}");
         std::fs::write(&file, "listen = \"127.0.0.1:1\"\nunknown_key = 1\n").unwrap();
         assert!(ServerConfig::resolve(&args(dir.path(), Some(file))).is_err());
     }

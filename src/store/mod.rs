@@ -26,7 +26,7 @@ mod roles;
 mod schedules;
 mod snapshots;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -73,6 +73,12 @@ pub enum StoreError {
         url: String,
         #[source]
         source: sqlx::Error,
+    },
+    #[error("cannot create or restrict the database file {path} to owner-only")]
+    DatabaseFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
     },
     #[error("cannot create data directory {path}")]
     DataDir {
@@ -134,6 +140,60 @@ pub fn default_sqlite_url(data_dir: &Path) -> String {
     format!("sqlite://{}?mode=rwc", data_dir.join("snapex.db").display())
 }
 
+/// The file of a SQLite URL (`sqlite://PATH?…`, `sqlite:PATH`), `None` for an in-memory one.
+fn sqlite_file_path(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path == ":memory:" || query.split('&').any(|p| p == "mode=memory") {
+        return None;
+    }
+    Some(PathBuf::from(path))
+}
+
+/// Creates an empty database file with mode 0600 when it does not exist yet, so that SQLite
+/// (which keeps the mode of an existing file, and gives it to `-wal` and `-shm`) never
+/// creates it readable by others.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(crate::owner_only::FILE_MODE);
+    }
+    match options.open(path) {
+        Ok(_) => crate::owner_only::restrict_file(path),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        // A missing directory: let SQLite report it with the URL.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Sets the database file and its `-wal`/`-shm` companions (those that exist) to 0600. A file
+/// of another user (an administrator's shared database) cannot be changed: that is logged,
+/// not refused.
+fn restrict_sqlite_files(path: &Path) -> std::io::Result<()> {
+    let mut files = vec![path.to_path_buf()];
+    for suffix in ["-wal", "-shm"] {
+        let mut companion = path.as_os_str().to_owned();
+        companion.push(suffix);
+        files.push(PathBuf::from(companion));
+    }
+    for file in files {
+        match crate::owner_only::restrict_file(&file) {
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => tracing::warn!(
+                path = %file.display(),
+                "cannot make the database file owner-only: it belongs to another user"
+            ),
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
 /// The engine a database URL names, or `None` when it names neither.
 pub fn kind_of_url(url: &str) -> Option<DbKind> {
     if url.starts_with("sqlite:") {
@@ -192,6 +252,16 @@ impl Store {
                 })
             });
         }
+        let sqlite_file = match kind {
+            DbKind::Sqlite => sqlite_file_path(&url),
+            DbKind::Postgres => None,
+        };
+        if let Some(file) = sqlite_file.as_ref().filter(|_| url.contains("mode=rwc")) {
+            create_private_file(file).map_err(|source| StoreError::DatabaseFile {
+                path: file.display().to_string(),
+                source,
+            })?;
+        }
         let pool = options
             .connect(&url)
             .await
@@ -199,6 +269,14 @@ impl Store {
                 url: redact_url(database_url),
                 source,
             })?;
+        if let Some(file) = &sqlite_file {
+            // SQLite creates `-wal` and `-shm` with the database file's mode; narrow all three
+            // anyway, which also covers a database created by an older version.
+            restrict_sqlite_files(file).map_err(|source| StoreError::DatabaseFile {
+                path: file.display().to_string(),
+                source,
+            })?;
+        }
         let migrator = match kind {
             DbKind::Sqlite => &SQLITE_MIGRATOR,
             DbKind::Postgres => &POSTGRES_MIGRATOR,
@@ -209,7 +287,7 @@ impl Store {
 
     /// Opens the embedded default: SQLite at `<data_dir>/snapex.db`, creating the directory.
     pub async fn open_in_data_dir(data_dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+        crate::owner_only::create_private_dir(data_dir).map_err(|source| StoreError::DataDir {
             path: data_dir.display().to_string(),
             source,
         })?;

@@ -6,6 +6,7 @@ mod support;
 
 mod auth;
 mod concurrency;
+mod edge_security;
 mod schedule_retention;
 mod sdk_parity;
 mod server;

@@ -99,21 +99,6 @@ fn atlas_json(ctx: &Ctx, c: &Cluster, mongodb_version: Option<&str>) -> Value {
     v
 }
 
-/// The mongod version of the cluster's newest snapshot that recorded one.
-async fn mongodb_version(state: &AppState, c: &Cluster) -> Result<Option<String>, ApiError> {
-    let (snapshots, _) = state
-        .store
-        .list_snapshots(
-            &c.id,
-            crate::store::Page {
-                page_num: 1,
-                items_per_page: 1,
-            },
-        )
-        .await?;
-    Ok(snapshots.into_iter().find_map(|s| s.mongod_version))
-}
-
 async fn register(
     State(state): State<AppState>,
     principal: Principal,
@@ -193,11 +178,11 @@ async fn list(
     let served = ctx.version(CLUSTERS)?;
     super::project_for(&state, &principal, &group_id, Role::GroupReadOnly).await?;
     let (clusters, total) = state.store.list_clusters(&group_id, ctx.query.page).await?;
-    let mut results = Vec::new();
-    for c in &clusters {
-        let version = mongodb_version(&state, c).await?;
-        results.push(atlas_json(&ctx, c, version.as_deref()));
-    }
+    let versions = state.store.mongod_versions(&group_id).await?;
+    let results = clusters
+        .iter()
+        .map(|c| atlas_json(&ctx, c, versions.get(&c.id).map(String::as_str)))
+        .collect();
     let body = super::pagination::page_body(&ctx.self_url(), &ctx.query, results, total);
     Ok(Reply::ok(served, ctx.query.format, body))
 }
@@ -223,7 +208,12 @@ async fn get_one(
         atlas_json(
             &ctx,
             &cluster,
-            mongodb_version(&state, &cluster).await?.as_deref(),
+            state
+                .store
+                .mongod_versions(&group_id)
+                .await?
+                .get(&cluster.id)
+                .map(String::as_str),
         ),
     ))
 }

@@ -190,6 +190,29 @@ impl Store {
         Ok((snapshots, u64::try_from(total).unwrap_or(0)))
     }
 
+    /// The mongod version of each cluster of `group_id` whose snapshots recorded one: that of
+    /// its newest such snapshot. One statement for a whole page of clusters (the cluster list
+    /// shows it), so a list of hundreds of clusters stays one query.
+    pub async fn mongod_versions(
+        &self,
+        group_id: &str,
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT s.cluster_id, s.mongod_version FROM snapshots s \
+             WHERE s.group_id = $1 AND s.mongod_version IS NOT NULL \
+             AND s.created_at = (SELECT MAX(t.created_at) FROM snapshots t \
+                 WHERE t.cluster_id = s.cluster_id AND t.mongod_version IS NOT NULL)",
+        )
+        .bind(group_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut versions = std::collections::HashMap::new();
+        for row in rows {
+            versions.insert(row.try_get("cluster_id")?, row.try_get("mongod_version")?);
+        }
+        Ok(versions)
+    }
+
     /// Changes retention; `None` leaves a field as it is. Returns the updated snapshot.
     pub async fn update_snapshot_retention(
         &self,

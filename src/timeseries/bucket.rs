@@ -115,6 +115,18 @@ impl<E> From<BucketError> for UnpackError<E> {
     }
 }
 
+/// A bucket's `_id` as messages show it (`ObjectId("…")`, a quoted string, a number, or its
+/// type), whatever else is wrong with the bucket.
+pub fn bucket_id(bucket: &[u8]) -> String {
+    let id = match raw::document_len(bucket) {
+        Ok(len) if len == bucket.len() => Elements::new(bucket)
+            .map_while(Result::ok)
+            .find(|e| e.key == b"_id"),
+        _ => None,
+    };
+    render_id(id)
+}
+
 /// How `_id` reads in a message: `ObjectId("…")`, a quoted string, a number, or its type.
 fn render_id(id: Option<RawElement<'_>>) -> String {
     let Some(id) = id else {

@@ -724,3 +724,49 @@ async fn time_series_buckets_without_their_metadata_are_skipped_with_a_manifest_
         manifest["objects"]
     );
 }
+
+#[tokio::test]
+async fn the_sample_time_series_collection_exports_every_measurement() {
+    let dump = tempfile::tempdir().unwrap();
+    let stats = snapex::snapshot::generate::write_sample_dump(
+        dump.path(),
+        &snapex::snapshot::generate::SampleSpec {
+            target_bytes: 2_000_000,
+            seed: 11,
+        },
+    )
+    .unwrap();
+    assert!(stats.measurements > 0);
+    let source = open_source(dump.path()).await;
+    let bucket = support::location("memory").unwrap();
+    let summary = export_to(
+        &bucket,
+        vec![("rs0".into(), source)],
+        &ExportOptions::default(),
+    )
+    .await
+    .unwrap();
+    let measurements = exported_docs(&bucket, "telemetry", "sensor_readings", "rs0").await;
+    assert_eq!(measurements.len() as u64, stats.measurements);
+    let ts = stats
+        .collections
+        .iter()
+        .find(|c| c.name == "sensor_readings")
+        .unwrap();
+    assert_eq!(summary.replica_sets[0].buckets, ts.documents);
+    for m in &measurements {
+        let m = bson::Document::from_reader(m.as_slice()).unwrap();
+        let keys: Vec<&str> = m.keys().map(String::as_str).collect();
+        // Time, meta, then the data fields in bucket order; humidity only where measured.
+        assert!(
+            keys == ["ts", "sensor", "_id", "temperature", "humidity"]
+                || keys == ["ts", "sensor", "_id", "temperature"],
+            "{keys:?}"
+        );
+        // The ObjectId of a measurement carries its time (seconds).
+        let ts = m.get_datetime("ts").unwrap().timestamp_millis();
+        let id = m.get_object_id("_id").unwrap();
+        assert_eq!(id.timestamp().timestamp_millis(), ts / 1000 * 1000);
+        assert!(m.get_document("sensor").unwrap().get_str("id").is_ok());
+    }
+}

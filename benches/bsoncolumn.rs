@@ -11,7 +11,8 @@
 //! Every column is reported twice: in elements (measurements) per second and in bytes of column
 //! data per second. The bucket benches unpack a whole bucket of those five fields into
 //! measurement documents — version 2 (the columns) against version 1 (the same values as
-//! `data.<field>` objects).
+//! `data.<field>` objects). The export benches run a whole export of 100 such buckets (as v1,
+//! as v2) next to a regular collection of the same 100,000 measurement documents.
 //!
 //! Run: `cargo bench --bench bsoncolumn -- --quick`.
 
@@ -123,9 +124,9 @@ struct Series {
     values: Vec<Bson>,
 }
 
-fn series() -> Vec<Series> {
-    let mut rng = Rng(0x5EED_1234_ABCD_0001);
-    let start = 1_780_000_000_000i64;
+fn series(seed: u64) -> Vec<Series> {
+    let mut rng = Rng(0x5EED_1234_ABCD_0001 ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let start = 1_780_000_000_000i64 + seed as i64 * 3_600_000;
     let dates: Vec<i64> = (0..MEASUREMENTS as i64)
         .map(|i| start + i * 1000 + rng.below(40) as i64 - 20)
         .collect();
@@ -287,7 +288,7 @@ fn vector_columns() -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn buckets(series: &[Series]) -> (Vec<u8>, Vec<u8>) {
+fn buckets(series: &[Series], seed: u64) -> (Vec<u8>, Vec<u8>) {
     let names = ["t", "temp", "count", "_id", "extra"];
     let mut v2 = Document::new();
     let mut v1 = Document::new();
@@ -307,7 +308,9 @@ fn buckets(series: &[Series]) -> (Vec<u8>, Vec<u8>) {
         }
         v1.insert(*name, keyed);
     }
-    let id = ObjectId::from_bytes([7; 12]);
+    let mut id = [7u8; 12];
+    id[..8].copy_from_slice(&seed.to_be_bytes());
+    let id = ObjectId::from_bytes(id);
     let meta = doc! {"sensor": "boiler-7", "site": "lyon"};
     let v2 = doc! {
         "_id": id, "control": {"version": 2, "count": MEASUREMENTS as i32},
@@ -318,7 +321,7 @@ fn buckets(series: &[Series]) -> (Vec<u8>, Vec<u8>) {
 }
 
 fn bench(c: &mut Criterion) {
-    let series = series();
+    let series = series(0);
     for s in &series {
         verify(s.name, &s.column, &s.values);
     }
@@ -363,7 +366,7 @@ fn bench(c: &mut Criterion) {
     }
     by_bytes.finish();
 
-    let (v2, v1) = buckets(&series);
+    let (v2, v1) = buckets(&series, 0);
     let mut unpacker = Unpacker::new(TimeseriesOptions::new("t", Some("meta".into())));
     let count = |bucket: &[u8], unpacker: &mut Unpacker| {
         let mut bytes = 0usize;
@@ -392,5 +395,125 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// Buckets in an export: this many buckets of [`MEASUREMENTS`] each.
+const EXPORT_BUCKETS: u64 = 100;
+
+/// A whole export, end to end (read, unpack, Extended JSON, gzip level 6 on every core, upload
+/// to an in-memory store), of the same measurements three ways: as a time-series collection of
+/// version-1 buckets, of version-2 buckets, and as a regular collection of the measurement
+/// documents themselves. Throughput in measurements per second.
+fn bench_export(c: &mut Criterion) {
+    use snapex::export::{self, CompleteInfo, ExportOptions, ExportTarget, NoProgress};
+    use snapex::snapshot::SnapshotSource;
+    use snapex::storage::{self, StorageOptions};
+    use std::sync::Arc;
+
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let scratch = tempfile::tempdir().expect("a temporary directory");
+    let metadata = |name: &str, ts: bool| {
+        let options = if ts {
+            r#""options":{"timeseries":{"timeField":"t","metaField":"meta","granularity":"seconds"}},"type":"timeseries","#
+        } else {
+            r#""type":"collection","#
+        };
+        format!(r#"{{{options}"indexes":[],"collectionName":"{name}"}}"#)
+    };
+    let (mut v1, mut v2, mut plain) = (Vec::new(), Vec::new(), Vec::new());
+    let mut unpacker = Unpacker::new(TimeseriesOptions::new("t", Some("meta".into())));
+    for seed in 0..EXPORT_BUCKETS {
+        let (b2, b1) = buckets(&series(seed), seed);
+        unpacker
+            .unpack(&b1, |m| {
+                plain.extend_from_slice(m);
+                Ok::<(), ()>(())
+            })
+            .expect("bench bucket unpacks");
+        v1.extend_from_slice(&b1);
+        v2.extend_from_slice(&b2);
+    }
+    let mut sources = Vec::new();
+    for (label, bytes, ts) in [
+        ("time-series, v1 buckets", &v1, true),
+        ("time-series, v2 buckets", &v2, true),
+        ("regular collection of the measurements", &plain, false),
+    ] {
+        let root = scratch.path().join(label.replace([' ', ','], "_"));
+        let db = root.join("db");
+        std::fs::create_dir_all(&db).unwrap();
+        let file = if ts {
+            "system.buckets.c.bson"
+        } else {
+            "c.bson"
+        };
+        std::fs::write(db.join(file), bytes).unwrap();
+        std::fs::write(db.join("c.metadata.json"), metadata("c", ts)).unwrap();
+        let location = storage::open(root.to_str().unwrap(), &StorageOptions::default()).unwrap();
+        let source = Arc::new(runtime.block_on(SnapshotSource::open(location)).unwrap());
+        eprintln!("{label}: {} bytes of BSON", bytes.len());
+        sources.push((label, source));
+    }
+    let export_once = |source: &Arc<SnapshotSource>| {
+        let bucket =
+            storage::open("memory://bsoncolumn-bench", &StorageOptions::default()).unwrap();
+        let target = ExportTarget {
+            bucket,
+            prefix: "bench".into(),
+        };
+        let summary = runtime
+            .block_on(export::run_export(
+                vec![("rs0".into(), source.clone())],
+                &target,
+                &CompleteInfo::default(),
+                &ExportOptions::default(),
+                Arc::new(NoProgress),
+                tokio_util::sync::CancellationToken::new(),
+            ))
+            .expect("the bench export succeeds");
+        summary.replica_sets[0].documents
+    };
+    for (label, source) in &sources {
+        assert_eq!(
+            export_once(source),
+            EXPORT_BUCKETS * MEASUREMENTS as u64,
+            "{label}"
+        );
+    }
+    // Interleaved rounds, so that the three see the same machine (ours is shared and noisy):
+    // the median of each, and its ratio to the regular collection's.
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); sources.len()];
+    for _ in 0..7 {
+        for (i, (_, source)) in sources.iter().enumerate() {
+            let started = std::time::Instant::now();
+            black_box(export_once(source));
+            times[i].push(started.elapsed().as_secs_f64());
+        }
+    }
+    let medians: Vec<f64> = times
+        .iter_mut()
+        .map(|t| {
+            t.sort_by(f64::total_cmp);
+            t[t.len() / 2]
+        })
+        .collect();
+    let regular = medians[sources.len() - 1];
+    for ((label, _), median) in sources.iter().zip(&medians) {
+        eprintln!(
+            "side by side, median of 7: {label}: {:.0} ms, {:.0} measurements/s, {:.2} x the regular collection's time",
+            median * 1e3,
+            (EXPORT_BUCKETS * MEASUREMENTS as u64) as f64 / median,
+            median / regular
+        );
+    }
+    let mut group = c.benchmark_group("export (measurements)");
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(6));
+    group.throughput(Throughput::Elements(EXPORT_BUCKETS * MEASUREMENTS as u64));
+    for (label, source) in &sources {
+        group.bench_function(*label, |b| b.iter(|| export_once(source)));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_export);
 criterion_main!(benches);

@@ -4,6 +4,7 @@
 //! - [`extjson`]: BSON bytes → Extended JSON v2 (canonical and relaxed), no document tree in between;
 //! - [`snapshot`]: snapshot sources (mongodump directories and archives) read as a stream of raw documents;
 //! - [`storage`]: storage URLs (`file://`, `s3://`, `az://`, `gs://`, `memory://`) → `object_store`;
+//! - [`timeseries`]: time-series buckets (and their BSONColumn compression) → measurements;
 //! - [`export`]: the export pipeline that writes Atlas's bucket layout, and `verify`;
 //! - [`store`]: the metadata store (SQLite or PostgreSQL);
 //! - [`auth`]: API keys and service accounts, Digest and OAuth verification, roles, secrets at rest;
@@ -33,3 +34,4 @@ pub mod service;
 pub mod snapshot;
 pub mod storage;
 pub mod store;
+pub mod timeseries;

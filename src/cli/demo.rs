@@ -75,9 +75,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             .context("the sample generator failed")?
             .context("writing the sample snapshot")?;
         say(format!(
-            "  {} documents in {} collections",
+            "  {} documents in {} collections (a time-series one: {} measurements in buckets)",
             stats.documents,
-            stats.collections.len()
+            stats.collections.len(),
+            stats.measurements
         ));
     }
 

@@ -112,7 +112,8 @@ pub struct ExportArgs {
     /// gzip level 0-9.
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9))]
     pub compression_level: u32,
-    /// Skip invalid documents (counted in the summary and manifest) instead of failing.
+    /// Skip invalid documents and invalid time-series buckets (counted in the summary and
+    /// manifest) instead of failing.
     #[arg(long)]
     pub skip_invalid: bool,
     /// Print a machine-readable JSON summary on stdout.
@@ -255,7 +256,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         export_options.chunk_size,
         export_options.compression_level,
         if args.skip_invalid {
-            " (skipping invalid documents)"
+            " (skipping invalid documents and buckets)"
         } else {
             ""
         },
@@ -300,6 +301,12 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|r| r.exported_collections)
         .sum();
+    let buckets: u64 = summary.replica_sets.iter().map(|r| r.buckets).sum();
+    let skipped_buckets: u64 = summary
+        .replica_sets
+        .iter()
+        .map(|r| r.skipped_invalid_buckets)
+        .sum();
     if args.json {
         let out = serde_json::json!({
             "prefix": prefix,
@@ -309,6 +316,8 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
             "documents": documents,
             "bsonBytes": bson_bytes,
             "skippedInvalidDocuments": skipped_invalid,
+            "buckets": buckets,
+            "skippedInvalidBuckets": skipped_buckets,
             "skippedCollections": summary.replica_sets.iter().flat_map(|r| r.skipped_collections.clone()).collect::<Vec<_>>(),
             "seconds": seconds,
             "replicaSets": summary.replica_sets.iter().map(|r| serde_json::json!({
@@ -336,8 +345,14 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
                 );
             }
         }
+        if buckets > 0 {
+            println!("  {buckets} time-series buckets unpacked into measurements");
+        }
         if skipped_invalid > 0 {
             println!("  skipped {skipped_invalid} invalid documents");
+        }
+        if skipped_buckets > 0 {
+            println!("  skipped {skipped_buckets} invalid time-series buckets");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -31,8 +31,9 @@ pub async fn run(args: SampleArgs) -> anyhow::Result<ExitCode> {
         .context("sample generator failed")?
         .with_context(|| format!("writing the sample dump to {}", args.dir.display()))?;
     println!(
-        "wrote {} documents, {} bytes of BSON in {} collections to {}",
+        "wrote {} documents ({} measurements in time-series buckets), {} bytes of BSON in {} collections to {}",
         stats.documents,
+        stats.measurements,
         stats.bson_bytes,
         stats.collections.len(),
         args.dir.display()

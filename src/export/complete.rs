@@ -47,6 +47,8 @@ pub(super) async fn finish(
     let total_files = objects.len() as u64;
     let documents: u64 = summaries.iter().map(|s| s.documents).sum();
     let skipped_invalid: u64 = summaries.iter().map(|s| s.skipped_invalid_documents).sum();
+    let buckets: u64 = summaries.iter().map(|s| s.buckets).sum();
+    let skipped_buckets: u64 = summaries.iter().map(|s| s.skipped_invalid_buckets).sum();
     let skipped: Vec<_> = summaries
         .iter()
         .flat_map(|s| s.skipped_collections.iter())
@@ -57,6 +59,8 @@ pub(super) async fn finish(
         "totalFiles": total_files,
         "documents": documents,
         "skippedInvalidDocuments": skipped_invalid,
+        "buckets": buckets,
+        "skippedInvalidBuckets": skipped_buckets,
         "skippedCollections": skipped,
         "objects": objects.values().collect::<Vec<_>>(),
     });

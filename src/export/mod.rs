@@ -32,7 +32,8 @@ pub struct ExportOptions {
     pub chunk_size: u64,
     /// gzip level 0–9.
     pub compression_level: u32,
-    /// Skip (and count) invalid documents instead of failing the export.
+    /// Skip (and count) invalid documents, and invalid time-series buckets, instead of failing
+    /// the export.
     pub skip_invalid: bool,
     /// Nice value of the export's worker threads: 0 for a one-shot export, higher in a server
     /// so API requests win the CPU (see [`workers`]).
@@ -96,6 +97,10 @@ pub struct ManifestObject {
     pub bytes: u64,
     pub uncompressed_bytes: u64,
     pub documents: u64,
+    /// Time-series data files: the buckets whose first measurement is in this file (its
+    /// `documents` are measurements). Absent for other objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buckets: Option<u64>,
     pub replica_set: String,
     /// `db.collection`.
     pub collection: String,
@@ -109,10 +114,18 @@ pub struct ReplicaSetSummary {
     pub replica_set: String,
     pub objects: Vec<ManifestObject>,
     pub exported_collections: u64,
+    /// Documents written; for time-series collections, measurements.
     pub documents: u64,
     pub bson_bytes: u64,
     pub skipped_invalid_documents: u64,
-    /// Collections not exported with a reason (time-series, …), for the manifest and warnings.
+    /// Time-series buckets unpacked into measurements.
+    #[serde(default)]
+    pub buckets: u64,
+    /// Invalid time-series buckets skipped (`skip_invalid`).
+    #[serde(default)]
+    pub skipped_invalid_buckets: u64,
+    /// Namespaces not exported with a reason (time-series buckets without their collection's
+    /// metadata, …), for the manifest and warnings.
     pub skipped_collections: Vec<SkippedCollection>,
 }
 

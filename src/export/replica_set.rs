@@ -9,7 +9,10 @@
 //!
 //! The reader encodes on its own thread because encoding costs about a tenth of compression;
 //! the blocks are compressed in parallel and the writer puts them back in order, so every file
-//! is one ordinary gzip member. Memory is bounded by the channel (a few blocks) plus the
+//! is one ordinary gzip member. A time-series collection's buckets are unpacked on the reader
+//! thread too, each measurement encoded as it comes out of the [`Unpacker`]: decoding a bucket
+//! costs a fraction of encoding its measurements (`benches/bsoncolumn.rs`), and it stays off
+//! the async runtime. Memory is bounded by the channel (a few blocks) plus the
 //! upload parts in flight, whatever the snapshot size.
 
 use std::collections::HashMap;
@@ -29,7 +32,10 @@ use super::{
     SkippedCollection,
 };
 use crate::extjson::{self, Format};
-use crate::snapshot::{CollectionInfo, CollectionKind, SnapshotSource, SourceError, Visitor};
+use crate::snapshot::{
+    CollectionInfo, CollectionKind, ORPHAN_BUCKETS_REASON, SnapshotSource, SourceError, Visitor,
+};
+use crate::timeseries::{self, TimeseriesOptions, UnpackError, Unpacker};
 
 /// JSON bytes per compression block: large enough that per-block overhead (dictionary
 /// priming, a sync flush, a channel hop) is noise, small enough to spread over the cores.
@@ -48,6 +54,8 @@ enum Item {
     FileEnd {
         file: u64,
         documents: u64,
+        /// Time-series buckets whose first measurement is in this file (`None`: not time-series).
+        buckets: Option<u64>,
     },
     CollectionEnd {
         collection: usize,
@@ -73,24 +81,24 @@ pub(super) async fn run(
         ..Default::default()
     };
     for info in &source.collections {
-        if info.kind == CollectionKind::Timeseries {
-            let namespace = format!("{}.{}", info.db, info.name);
+        if info.kind == CollectionKind::OrphanBuckets {
+            let namespace = info.namespace();
             tracing::warn!(
                 replica_set,
                 collection = %namespace,
-                "time-series collection skipped: bucket unpacking is not supported yet"
+                "time-series buckets skipped: the dump has no metadata for their collection"
             );
             summary.skipped_collections.push(SkippedCollection {
                 replica_set: replica_set.to_string(),
                 collection: namespace,
-                reason: "time-series collections are not exported yet".into(),
+                reason: ORPHAN_BUCKETS_REASON.into(),
             });
         }
     }
     let planned = source
         .collections
         .iter()
-        .filter(|c| c.kind == CollectionKind::Collection)
+        .filter(|c| c.kind.is_exported())
         .count();
     progress.collections_planned(replica_set, planned);
 
@@ -120,9 +128,8 @@ pub(super) async fn run(
                     progress: progress.as_ref(),
                     open: HashMap::new(),
                     next_file: 0,
-                    skipped_invalid: 0,
-                    documents: 0,
-                    bson_bytes: 0,
+                    totals: ReadTotals::default(),
+                    scratch: Vec::new(),
                 };
                 let result = source.read(&handle, &mut encoder);
                 if result.is_ok() {
@@ -131,12 +138,7 @@ pub(super) async fn run(
                 } else {
                     stop.cancel();
                 }
-                (
-                    result,
-                    encoder.skipped_invalid,
-                    encoder.documents,
-                    encoder.bson_bytes,
-                )
+                (result, encoder.totals)
             },
         )
     };
@@ -171,7 +173,7 @@ pub(super) async fn run(
     let writer = writer.map_err(|e| thread_error("writer", e))?;
     let (reader, writer) = tokio::join!(reader, writer);
     let lost = |what: &str| failed(format!("the {what} thread stopped unexpectedly (a bug)"));
-    let (read_result, skipped_invalid, documents, bson_bytes) = reader
+    let (read_result, totals) = reader
         .map_err(|_| lost("reader"))?
         .map_err(|_| lost("reader"))?;
     let written = writer
@@ -186,9 +188,23 @@ pub(super) async fn run(
         (Ok(()), Ok((objects, exported))) => {
             summary.objects = objects;
             summary.exported_collections = exported;
-            summary.skipped_invalid_documents = skipped_invalid;
-            summary.documents = documents;
-            summary.bson_bytes = bson_bytes;
+            summary.skipped_invalid_documents = totals.skipped_invalid;
+            summary.documents = totals.documents;
+            summary.bson_bytes = totals.bson_bytes;
+            summary.buckets = totals.buckets;
+            summary.skipped_invalid_buckets = totals.skipped_invalid_buckets;
+            summary
+                .skipped_collections
+                .extend(
+                    totals
+                        .skipped
+                        .into_iter()
+                        .map(|(collection, reason)| SkippedCollection {
+                            replica_set: replica_set.to_string(),
+                            collection,
+                            reason,
+                        }),
+                );
             Ok(summary)
         }
         (Err(SourceError::Stopped(_)), Err(write_error)) => {
@@ -238,6 +254,7 @@ struct OpenFile {
     id: u64,
     json_bytes: u64,
     documents: u64,
+    buckets: u64,
 }
 
 struct CollectionWriter {
@@ -248,6 +265,34 @@ struct CollectionWriter {
     block_documents: u64,
     /// The previous block of the current file: the next block's dictionary.
     previous: Option<Arc<Vec<u8>>>,
+    /// For a time-series collection: turns its buckets into the measurements written.
+    unpacker: Option<Unpacker>,
+}
+
+/// What the reader counted, for the summary.
+#[derive(Default)]
+struct ReadTotals {
+    skipped_invalid: u64,
+    /// Documents written: measurements, for time-series collections.
+    documents: u64,
+    bson_bytes: u64,
+    /// Time-series buckets unpacked, and the invalid ones skipped (`--skip-invalid`).
+    buckets: u64,
+    skipped_invalid_buckets: u64,
+    /// Namespaces the source skipped while reading, with the reason.
+    skipped: Vec<(String, String)>,
+}
+
+/// What happened to one document written as a line.
+enum Line {
+    Written,
+    Invalid(extjson::EncodeError),
+}
+
+/// Why writing a bucket's measurements stopped.
+enum BucketStop {
+    Source(SourceError),
+    Measurement(extjson::EncodeError),
 }
 
 struct Encoder<'a> {
@@ -260,9 +305,9 @@ struct Encoder<'a> {
     /// Collections being read; several at once only for archives that interleave them.
     open: HashMap<usize, CollectionWriter>,
     next_file: u64,
-    skipped_invalid: u64,
-    documents: u64,
-    bson_bytes: u64,
+    totals: ReadTotals,
+    /// Scratch output for checking a bucket's measurements before writing them.
+    scratch: Vec<u8>,
 }
 
 impl Encoder<'_> {
@@ -318,10 +363,12 @@ impl Encoder<'_> {
             return Ok(());
         };
         writer.previous = None;
+        let time_series = writer.unpacker.is_some();
         if let Some(file) = writer.file.take() {
             self.send(Item::FileEnd {
                 file: file.id,
                 documents: file.documents,
+                buckets: time_series.then_some(file.buckets),
             })?;
         }
         Ok(())
@@ -341,6 +388,7 @@ impl Encoder<'_> {
             id,
             json_bytes: 0,
             documents: 0,
+            buckets: 0,
         });
         let file_name = format!("{}.{number}.json.gz", self.replica_set);
         let key = relative_key(&[&db, &name, &file_name]);
@@ -352,37 +400,19 @@ impl Encoder<'_> {
     }
 }
 
-impl Visitor for Encoder<'_> {
-    fn begin(&mut self, index: usize) -> Result<(), SourceError> {
-        let info = self.info(index)?;
-        self.progress.collection_started(
-            self.replica_set,
-            &format!("{}.{}", info.db, info.name),
-            info.bson_bytes,
-        );
-        self.open.insert(
-            index,
-            CollectionWriter {
-                file: None,
-                next_file_number: 0,
-                block: Vec::with_capacity(BLOCK_SIZE + BLOCK_SIZE / 8),
-                block_bson: 0,
-                block_documents: 0,
-                previous: None,
-            },
-        );
-        Ok(())
-    }
-
-    fn document(&mut self, index: usize, doc: &[u8], offset: u64) -> Result<(), SourceError> {
-        if self.stop.is_cancelled() {
-            return Err(SourceError::Stopped("stopped".into()));
-        }
-        let (format, chunk_size, skip_invalid) = (
-            self.options.format,
-            self.options.chunk_size,
-            self.options.skip_invalid,
-        );
+impl Encoder<'_> {
+    /// Appends `doc` as one line of the collection's current file (starting a file when needed,
+    /// a new one when the line would overflow it). `bson` is the source bytes it stands for
+    /// (for progress); `first_of_bucket` counts a bucket in the file its first measurement
+    /// lands in. An invalid document writes nothing.
+    fn write_line(
+        &mut self,
+        index: usize,
+        doc: &[u8],
+        bson: u64,
+        first_of_bucket: bool,
+    ) -> Result<Line, SourceError> {
+        let (format, chunk_size) = (self.options.format, self.options.chunk_size);
         let Some(writer) = self.open.get_mut(&index) else {
             return Err(SourceError::Stopped(format!(
                 "document for collection {index} outside begin/end"
@@ -390,27 +420,7 @@ impl Visitor for Encoder<'_> {
         };
         let start = writer.block.len();
         if let Err(error) = extjson::write_document(doc, format, &mut writer.block) {
-            let info = self.info(index)?.clone();
-            if skip_invalid {
-                self.skipped_invalid += 1;
-                tracing::warn!(
-                    replica_set = self.replica_set,
-                    collection = %format!("{}.{}", info.db, info.name),
-                    object = %info.source_object,
-                    offset = offset + error.offset as u64,
-                    error = %error.message,
-                    "invalid document skipped"
-                );
-                return Ok(());
-            }
-            return Err(SourceError::Corrupt {
-                object: info.source_object.clone(),
-                offset: offset + error.offset as u64,
-                message: format!(
-                    "invalid document in collection {}.{}: {}",
-                    info.db, info.name, error.message
-                ),
-            });
+            return Ok(Line::Invalid(error));
         }
         writer.block.push(b'\n');
         let line = (writer.block.len() - start) as u64;
@@ -427,20 +437,200 @@ impl Visitor for Encoder<'_> {
         if self.open.get(&index).is_some_and(|w| w.file.is_none()) {
             self.start_file(index)?;
         }
-        self.documents += 1;
-        self.bson_bytes += doc.len() as u64;
+        self.totals.documents += 1;
+        self.totals.bson_bytes += bson;
         let Some(writer) = self.open.get_mut(&index) else {
-            return Ok(());
+            return Ok(Line::Written);
         };
-        writer.block_bson += doc.len() as u64;
+        writer.block_bson += bson;
         writer.block_documents += 1;
         if let Some(file) = writer.file.as_mut() {
             file.json_bytes += line;
             file.documents += 1;
+            file.buckets += u64::from(first_of_bucket);
         }
         if writer.block.len() >= BLOCK_SIZE {
             self.dispatch(index)?;
         }
+        Ok(Line::Written)
+    }
+
+    /// Writes the measurements of one time-series bucket. An invalid bucket fails the export,
+    /// naming the collection, the bucket's `_id` and the field; with `--skip-invalid` it is
+    /// checked whole first (structure and every measurement's encoding), so that it is skipped
+    /// whole and counted, never written in part.
+    fn bucket(
+        &mut self,
+        index: usize,
+        unpacker: &mut Unpacker,
+        doc: &[u8],
+        offset: u64,
+    ) -> Result<(), SourceError> {
+        let format = self.options.format;
+        if self.options.skip_invalid {
+            let mut scratch = std::mem::take(&mut self.scratch);
+            let checked = unpacker.unpack(doc, |m| {
+                scratch.clear();
+                extjson::write_document(m, format, &mut scratch)
+            });
+            self.scratch = scratch;
+            if let Err(error) = checked {
+                self.totals.skipped_invalid_buckets += 1;
+                let info = self.info(index)?;
+                let message = match error {
+                    UnpackError::Bucket(e) => e.to_string(),
+                    UnpackError::Emit(e) => invalid_measurement(doc, &e),
+                };
+                tracing::warn!(
+                    replica_set = self.replica_set,
+                    collection = %info.namespace(),
+                    object = %info.source_object,
+                    offset,
+                    error = %message,
+                    "invalid bucket skipped"
+                );
+                return Ok(());
+            }
+        }
+        let mut first = true;
+        let mut bson = doc.len() as u64;
+        let written = unpacker.unpack(doc, |measurement| {
+            // The bucket's bytes count once, with its first measurement.
+            let line = self
+                .write_line(index, measurement, std::mem::take(&mut bson), first)
+                .map_err(BucketStop::Source)?;
+            first = false;
+            match line {
+                Line::Written => Ok(()),
+                Line::Invalid(e) => Err(BucketStop::Measurement(e)),
+            }
+        });
+        let message = match written {
+            Ok(_) => {
+                self.totals.buckets += 1;
+                self.totals.bson_bytes += bson;
+                return Ok(());
+            }
+            Err(UnpackError::Emit(BucketStop::Source(e))) => return Err(e),
+            Err(UnpackError::Bucket(e)) => e.to_string(),
+            Err(UnpackError::Emit(BucketStop::Measurement(e))) => invalid_measurement(doc, &e),
+        };
+        let info = self.info(index)?;
+        Err(SourceError::Corrupt {
+            object: info.source_object.clone(),
+            offset,
+            message: format!(
+                "invalid bucket in time-series collection {}: {message}",
+                info.namespace()
+            ),
+        })
+    }
+}
+
+/// A measurement whose value does not encode: its bucket is invalid.
+fn invalid_measurement(bucket: &[u8], error: &extjson::EncodeError) -> String {
+    format!(
+        "bucket {}: a measurement does not encode: {}",
+        timeseries::bucket::bucket_id(bucket),
+        error.message
+    )
+}
+
+/// The unpacker of a time-series collection, from its metadata's `options.timeseries`.
+fn unpacker_for(info: &CollectionInfo) -> Result<Unpacker, SourceError> {
+    let options = info
+        .metadata
+        .as_ref()
+        .ok_or_else(|| "the dump has no metadata for it".to_string())
+        .and_then(TimeseriesOptions::from_metadata)
+        .map_err(|e| SourceError::Invalid {
+            object: info.source_object.clone(),
+            message: format!(
+                "time-series collection {} cannot be unpacked: {e}",
+                info.namespace()
+            ),
+        })?;
+    Ok(Unpacker::new(options))
+}
+
+impl Visitor for Encoder<'_> {
+    fn begin(&mut self, index: usize) -> Result<(), SourceError> {
+        let info = self.info(index)?;
+        self.progress.collection_started(
+            self.replica_set,
+            &format!("{}.{}", info.db, info.name),
+            info.bson_bytes,
+        );
+        let unpacker = match info.kind {
+            CollectionKind::Timeseries => Some(unpacker_for(info)?),
+            _ => None,
+        };
+        self.open.insert(
+            index,
+            CollectionWriter {
+                file: None,
+                next_file_number: 0,
+                block: Vec::with_capacity(BLOCK_SIZE + BLOCK_SIZE / 8),
+                block_bson: 0,
+                block_documents: 0,
+                previous: None,
+                unpacker,
+            },
+        );
+        Ok(())
+    }
+
+    fn document(&mut self, index: usize, doc: &[u8], offset: u64) -> Result<(), SourceError> {
+        if self.stop.is_cancelled() {
+            return Err(SourceError::Stopped("stopped".into()));
+        }
+        let Some(writer) = self.open.get_mut(&index) else {
+            return Err(SourceError::Stopped(format!(
+                "document for collection {index} outside begin/end"
+            )));
+        };
+        if let Some(unpacker) = writer.unpacker.take() {
+            // Out of the writer while its measurements are written through `self`.
+            let mut unpacker = unpacker;
+            let result = self.bucket(index, &mut unpacker, doc, offset);
+            if let Some(writer) = self.open.get_mut(&index) {
+                writer.unpacker = Some(unpacker);
+            }
+            return result;
+        }
+        match self.write_line(index, doc, doc.len() as u64, false)? {
+            Line::Written => Ok(()),
+            Line::Invalid(error) => {
+                let info = self.info(index)?.clone();
+                if self.options.skip_invalid {
+                    self.totals.skipped_invalid += 1;
+                    tracing::warn!(
+                        replica_set = self.replica_set,
+                        collection = %info.namespace(),
+                        object = %info.source_object,
+                        offset = offset + error.offset as u64,
+                        error = %error.message,
+                        "invalid document skipped"
+                    );
+                    return Ok(());
+                }
+                Err(SourceError::Corrupt {
+                    object: info.source_object.clone(),
+                    offset: offset + error.offset as u64,
+                    message: format!(
+                        "invalid document in collection {}: {}",
+                        info.namespace(),
+                        error.message
+                    ),
+                })
+            }
+        }
+    }
+
+    fn skipped(&mut self, namespace: &str, reason: &str) -> Result<(), SourceError> {
+        self.totals
+            .skipped
+            .push((namespace.to_string(), reason.to_string()));
         Ok(())
     }
 
@@ -603,7 +793,11 @@ fn write_objects(
                     state.uncompressed += block.uncompressed_len;
                     state.write(handle, &block.data)?;
                 }
-                Item::FileEnd { file, documents } => {
+                Item::FileEnd {
+                    file,
+                    documents,
+                    buckets,
+                } => {
                     let mut state = files.remove(&file).ok_or_else(|| {
                         WriteError::Invariant(format!("end of unknown file {file}"))
                     })?;
@@ -622,6 +816,7 @@ fn write_objects(
                         bytes: state.bytes,
                         uncompressed_bytes: state.uncompressed,
                         documents,
+                        buckets,
                         replica_set: replica_set.to_string(),
                         collection: namespace(state.collection),
                         sha256: hex::encode(state.sha.finalize()),
@@ -649,6 +844,7 @@ fn write_objects(
                         bytes,
                         uncompressed_bytes: bytes,
                         documents: 0,
+                        buckets: None,
                         replica_set: replica_set.to_string(),
                         collection: namespace(collection),
                         sha256: sha,

@@ -16,14 +16,19 @@
 //!   offset. The documents were already handed to the visitor by then: the export fails, which
 //!   is the point.
 //! - The oplog pseudo-namespace (empty database, `.oplog`) is listed as
-//!   [`CollectionKind::System`] and never visited; time-series data lives in
-//!   `system.buckets.*` namespaces, which are not in the prelude (only the view-like time-series
-//!   collection is) and are skipped too. Any other namespace that has documents but no prelude
-//!   entry is an error: exporting it would mean inventing its metadata, skipping it would lose
-//!   data silently.
+//!   [`CollectionKind::System`] and never visited. A time-series collection is in the prelude
+//!   (`"type": "timeseries"`) but its buckets come in blocks of `<db>.system.buckets.<coll>`,
+//!   which the prelude does not list — or, from newer mongodump, in blocks of the collection's
+//!   own namespace: both are read as the collection's documents, whichever the archive has.
+//!   Since either may come, a time-series collection ends only when the archive does. Other
+//!   `system.*` namespaces without a prelude entry are skipped. Any other namespace that has
+//!   documents but no prelude entry is an error: exporting it would mean inventing its
+//!   metadata, skipping it would lose data silently.
 //! - The stream must end at a block boundary with every namespace closed, and every exported
 //!   namespace of the prelude must have been closed (mongorestore makes the same check): an
-//!   archive cut short is corrupt even when it is cut exactly between two blocks.
+//!   archive cut short is corrupt even when it is cut exactly between two blocks. A time-series
+//!   collection is the exception: its view namespace never has blocks, and its buckets
+//!   namespace is not in the prelude, so one without blocks is exported empty.
 //! - Collections are listed sorted by (database, collection), like directory dumps; `read`
 //!   visits them interleaved exactly as the archive stores them.
 
@@ -35,7 +40,9 @@ use bson::RawDocument;
 use tokio::runtime::Handle;
 
 use super::frames::{Frame, FrameReader, corrupt};
-use super::metadata::{kind_of, known_version, parse_extjson};
+use super::metadata::{
+    BUCKETS_PREFIX, ORPHAN_BUCKETS_REASON, kind_of, known_version, link_buckets, parse_extjson,
+};
 use super::objects::{self, object_name};
 use super::{
     CollectionInfo, CollectionKind, DumpInfo, SnapshotSource, SourceError, SourceFormat, Visitor,
@@ -150,6 +157,7 @@ pub(crate) fn read_prelude<R: Read>(
         });
     }
     collections.sort_by(|a, b| (&a.db, &a.name).cmp(&(&b.db, &b.name)));
+    link_buckets(&mut collections)?;
     Ok(Prelude {
         server_version,
         collections,
@@ -262,15 +270,23 @@ pub(crate) fn read(
     let mut known: HashMap<String, usize> = HashMap::new();
     for (index, c) in source.collections.iter().enumerate() {
         known.insert(archive_namespace(&c.db, &c.name), index);
+        if c.kind == CollectionKind::Timeseries {
+            let buckets = format!("{BUCKETS_PREFIX}{}", c.name);
+            known.insert(archive_namespace(&c.db, &buckets), index);
+        }
     }
     let mut namespaces: HashMap<String, Namespace> = HashMap::new();
+    // Which collections have begun: a time-series collection may get blocks from two namespaces.
+    let mut begun = vec![false; source.collections.len()];
     loop {
         // A block: header, documents, terminator.
         let (header, header_offset) = match frames.next_frame()? {
             Frame::Document { bytes, offset } => {
                 (NamespaceHeader::parse(&name, bytes, offset)?, offset)
             }
-            Frame::End { offset } => return finish(source, &frames, &namespaces, offset),
+            Frame::End { offset } => {
+                return finish(source, &frames, &namespaces, &mut begun, visitor, offset);
+            }
             Frame::Terminator { offset } => {
                 return Err(
                     frames.corrupt(offset, "terminator where a namespace header was expected")
@@ -292,8 +308,15 @@ pub(crate) fn read(
             }
             Entry::Vacant(entry) => {
                 let export = match known.get(&ns_name) {
-                    Some(&i) => {
-                        (source.collections[i].kind == CollectionKind::Collection).then_some(i)
+                    Some(&i) => source.collections[i].kind.is_exported().then_some(i),
+                    None if header.collection.starts_with(BUCKETS_PREFIX) => {
+                        tracing::warn!(
+                            object = %name,
+                            namespace = %ns_name,
+                            "time-series buckets skipped: the archive has no metadata for their collection"
+                        );
+                        visitor.skipped(&ns_name, ORPHAN_BUCKETS_REASON)?;
+                        None
                     }
                     None if is_skipped_unlisted(&header.db, &header.collection) => None,
                     None => {
@@ -307,7 +330,9 @@ pub(crate) fn read(
                     }
                 };
                 if let Some(i) = export {
-                    visitor.begin(i)?;
+                    if !std::mem::replace(&mut begun[i], true) {
+                        visitor.begin(i)?;
+                    }
                 }
                 entry.insert(Namespace {
                     export,
@@ -331,7 +356,10 @@ pub(crate) fn read(
             }
             ns.state = State::Closed;
             if let Some(i) = ns.export {
-                visitor.end(i)?;
+                // A time-series collection ends with the archive (see `finish`).
+                if source.collections[i].kind != CollectionKind::Timeseries {
+                    visitor.end(i)?;
+                }
             }
         }
         loop {
@@ -376,6 +404,8 @@ fn finish<R: Read>(
     source: &SnapshotSource,
     frames: &FrameReader<R>,
     namespaces: &HashMap<String, Namespace>,
+    begun: &mut [bool],
+    visitor: &mut dyn Visitor,
     offset: u64,
 ) -> Result<(), SourceError> {
     let mut open: Vec<&String> = namespaces
@@ -390,7 +420,14 @@ fn finish<R: Read>(
             format!("archive ends before namespace {first} is complete"),
         ));
     }
-    for (_, c) in source.exported() {
+    for (i, c) in source.exported() {
+        if c.kind == CollectionKind::Timeseries {
+            if !std::mem::replace(&mut begun[i], true) {
+                visitor.begin(i)?;
+            }
+            visitor.end(i)?;
+            continue;
+        }
         let ns = archive_namespace(&c.db, &c.name);
         if !namespaces.contains_key(&ns) {
             return Err(frames.corrupt(

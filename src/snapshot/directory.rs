@@ -24,6 +24,12 @@
 //!   Failing the whole export over a file that carries no information helps no one; a
 //!   non-empty file that does not parse, on the other hand, may hide views or options we must
 //!   not get wrong, so it fails.
+//! - **Time-series.** mongodump writes a time-series collection as its metadata
+//!   (`<coll>.metadata.json`, `"type": "timeseries"`) and its buckets as
+//!   `system.buckets.<coll>.bson`; the collection is listed once, as
+//!   [`CollectionKind::Timeseries`] reading that file (see `metadata::link_buckets`). A dump that
+//!   has raw buckets in `<coll>.bson` instead works the same way: which file holds them is seen
+//!   in the listing, not guessed from a version.
 //! - **Order.** Collections are sorted by (database, collection), bytewise, and read one after
 //!   another in that order.
 
@@ -34,7 +40,7 @@ use tokio::runtime::Handle;
 
 use super::frames::{Frame, FrameReader};
 use super::metadata::{
-    collection_name, kind_of, parse_extjson, prelude_server_version, unescape_name,
+    collection_name, kind_of, link_buckets, parse_extjson, prelude_server_version, unescape_name,
 };
 use super::objects::{self, Listed, object_name, relative_key};
 use super::{
@@ -255,6 +261,7 @@ pub(crate) async fn open(location: Location) -> Result<Option<SnapshotSource>, S
             ),
         });
     }
+    link_buckets(&mut collections)?;
     Ok(Some(SnapshotSource {
         location,
         format: if any_gzip {

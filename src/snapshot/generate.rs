@@ -2,7 +2,9 @@
 //!
 //! [`write_sample_dump`] writes a mongodump directory (`prelude.json`, several databases, each
 //! collection with a `.metadata.json` carrying indexes and a uuid, an empty collection, a view,
-//! a `system.*` collection, `system.js`) whose documents look like application data (orders,
+//! a `system.*` collection, `system.js`, and a time-series collection written as mongodump
+//! writes one from a 5.0–7.x server: its metadata and its version-1 buckets in
+//! `system.buckets.<name>.bson`) whose documents look like application data (orders,
 //! customers, products, events; ~1–2 KB each, nested documents and arrays, non-ASCII and
 //! escape-worthy strings) and that together use every BSON type, including the deprecated ones
 //! and binary subtypes 0–8 and 0x80 (`analytics.legacy` carries the rare ones; its first
@@ -28,9 +30,13 @@ pub struct SampleSpec {
 /// What was generated.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SampleStats {
+    /// Documents in the `.bson` files (time-series buckets counted as one each).
     pub documents: u64,
     pub bson_bytes: u64,
-    /// Every collection written with a `.bson` file (views have none), sorted by (db, name).
+    /// Measurements in the time-series buckets (what an export writes for them).
+    pub measurements: u64,
+    /// Every collection written with a `.bson` file (views have none; the time-series collection's
+    /// file is its buckets'), sorted by (db, name).
     pub collections: Vec<SampleCollection>,
 }
 
@@ -178,12 +184,155 @@ pub fn write_sample_dump(dir: &Path, spec: &SampleSpec) -> io::Result<SampleStat
     js.end();
     small("admin", "system.version", &[js.buf.clone()], &mut rng)?;
 
+    // Last, so that the other collections stay as they were before it existed.
+    let budget = (spec.target_bytes as f64 * TIME_SERIES_SHARE) as u64;
+    let (collection, measurements) = time_series(dir, budget, &mut rng.fork())?;
+    stats.collections.push(collection);
+    stats.measurements = measurements;
+
     stats
         .collections
         .sort_by(|a, b| (&a.db, &a.name).cmp(&(&b.db, &b.name)));
     stats.documents = stats.collections.iter().map(|c| c.documents).sum();
     stats.bson_bytes = stats.collections.iter().map(|c| c.bson_bytes).sum();
     Ok(stats)
+}
+
+/// Share of `target_bytes` for the time-series collection, on top of the others.
+const TIME_SERIES_SHARE: f64 = 0.04;
+
+/// `telemetry.sensor_readings`: time field `ts`, meta field `sensor`; buckets of one sensor and
+/// one hour (granularity seconds), a reading every five seconds or so, `humidity` missing from
+/// some readings, every measurement with its `_id`, `control.min`/`max` as the server keeps
+/// them (the time field's minimum is the bucket's rounded start). Returns the collection's
+/// entry and its number of measurements.
+fn time_series(dir: &Path, budget: u64, rng: &mut Rng) -> io::Result<(SampleCollection, u64)> {
+    const SENSORS: &[(&str, &str, i32)] = &[
+        ("boiler-1", "lyon", 0),
+        ("boiler-2", "lyon", 0),
+        ("chiller-1", "lyon", 3),
+        ("pump-7", "grenoble", -1),
+    ];
+    const START_MS: i64 = 1_786_320_000_000; // 2026-08-10T00:00:00Z
+    // A database of its own, sorted last: the collections before it export as they always did.
+    let (db, name) = ("telemetry", "sensor_readings");
+    fs::create_dir_all(dir.join(db))?;
+    let path = dir.join(db).join(format!("system.buckets.{name}.bson"));
+    let mut out = BufWriter::with_capacity(BUFFER, File::create(&path)?);
+    let mut enc = Encoder::default();
+    let (mut buckets, mut measurements, mut written) = (0u64, 0u64, 0u64);
+    while buckets == 0 || written < budget {
+        let (sensor, site, floor) = SENSORS[(buckets % SENSORS.len() as u64) as usize];
+        let start = START_MS + (buckets / SENSORS.len() as u64) as i64 * 3_600_000;
+        let count = 50 + rng.below(670) as usize;
+        let times: Vec<i64> = (0..count as i64)
+            .map(|i| start + i * 5000 + rng.below(3000) as i64)
+            .collect();
+        let ids: Vec<[u8; 12]> = times
+            .iter()
+            .map(|ms| {
+                let mut oid = [0u8; 12];
+                oid[..4].copy_from_slice(&((ms / 1000) as u32).to_be_bytes());
+                oid[4..].copy_from_slice(&rng.next().to_le_bytes());
+                oid
+            })
+            .collect();
+        let mut tenths = 180 + rng.below(60) as i64;
+        let temperatures: Vec<f64> = (0..count)
+            .map(|_| {
+                tenths += rng.below(5) as i64 - 2;
+                tenths as f64 / 10.0
+            })
+            .collect();
+        let humidity: Vec<Option<i32>> = (0..count)
+            .map(|_| (rng.below(7) != 0).then(|| 30 + rng.below(40) as i32))
+            .collect();
+        let keys: Vec<String> = (0..count).map(|i| i.to_string()).collect();
+        let min_max = |e: &mut Encoder, min: bool| {
+            let pick = |a: f64, b: f64| if min { a.min(b) } else { a.max(b) };
+            let id = if min {
+                ids.iter().min()
+            } else {
+                ids.iter().max()
+            };
+            if let Some(id) = id {
+                e.object_id_bytes("_id", id);
+            }
+            e.date("ts", if min { start } else { times[count - 1] });
+            e.double(
+                "temperature",
+                temperatures.iter().copied().fold(temperatures[0], pick),
+            );
+            let present = humidity.iter().flatten().copied();
+            let h = if min { present.min() } else { present.max() };
+            if let Some(h) = h {
+                e.int32("humidity", h);
+            }
+        };
+        enc.clear();
+        enc.begin();
+        let mut bucket_id = [0u8; 12];
+        bucket_id[..4].copy_from_slice(&((start / 1000) as u32).to_be_bytes());
+        bucket_id[4..].copy_from_slice(&rng.next().to_le_bytes());
+        enc.object_id_bytes("_id", &bucket_id);
+        enc.begin_doc("control");
+        enc.int32("version", 1);
+        enc.begin_doc("min");
+        min_max(&mut enc, true);
+        enc.end();
+        enc.begin_doc("max");
+        min_max(&mut enc, false);
+        enc.end();
+        enc.end();
+        enc.begin_doc("meta");
+        enc.string("id", sensor);
+        enc.string("site", site);
+        enc.int32("floor", floor);
+        enc.end();
+        enc.begin_doc("data");
+        enc.begin_doc("ts");
+        for (key, ms) in keys.iter().zip(&times) {
+            enc.date(key, *ms);
+        }
+        enc.end();
+        enc.begin_doc("_id");
+        for (key, id) in keys.iter().zip(&ids) {
+            enc.object_id_bytes(key, id);
+        }
+        enc.end();
+        enc.begin_doc("temperature");
+        for (key, t) in keys.iter().zip(&temperatures) {
+            enc.double(key, *t);
+        }
+        enc.end();
+        enc.begin_doc("humidity");
+        for (key, h) in keys.iter().zip(&humidity) {
+            if let Some(h) = h {
+                enc.int32(key, *h);
+            }
+        }
+        enc.end();
+        enc.end();
+        enc.end();
+        out.write_all(&enc.buf)?;
+        written += enc.buf.len() as u64;
+        buckets += 1;
+        measurements += count as u64;
+    }
+    out.flush()?;
+    write_metadata(
+        dir,
+        db,
+        name,
+        r#"{"options":{"timeseries":{"timeField":"ts","metaField":"sensor","granularity":"seconds","bucketMaxSpanSeconds":{"$numberInt":"3600"}}},"indexes":[{"v":{"$numberInt":"2"},"key":{"sensor":{"$numberInt":"1"},"ts":{"$numberInt":"1"}},"name":"sensor_1_ts_1"}],"collectionName":"sensor_readings","type":"timeseries"}"#,
+    )?;
+    let collection = SampleCollection {
+        db: db.into(),
+        name: name.into(),
+        documents: buckets,
+        bson_bytes: written,
+    };
+    Ok((collection, measurements))
 }
 
 fn write_metadata(dir: &Path, db: &str, name: &str, json: &str) -> io::Result<()> {
@@ -881,6 +1030,11 @@ impl Encoder {
         self.buf
             .extend_from_slice(&((ms / 1000) as u32).to_be_bytes());
         self.buf.extend_from_slice(&r.next().to_le_bytes());
+    }
+
+    fn object_id_bytes(&mut self, key: &str, oid: &[u8; 12]) {
+        self.key(0x07, key);
+        self.buf.extend_from_slice(oid);
     }
 
     fn bool(&mut self, key: &str, v: bool) {

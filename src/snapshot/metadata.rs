@@ -5,7 +5,7 @@ use bson::Document;
 use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value};
 
-use super::CollectionKind;
+use super::{CollectionInfo, CollectionKind, SourceError};
 
 /// Parses Extended JSON text (canonical, relaxed, and the legacy `{"$binary": …, "$type": …}`
 /// form older mongodump versions wrote) into a document.
@@ -71,15 +71,26 @@ pub(crate) fn known_version(v: &str) -> Option<String> {
     (!v.is_empty() && !v.eq_ignore_ascii_case("unknown")).then(|| v.to_string())
 }
 
-/// Decides what a namespace is. Names decide first (`system.*` other than `system.js`, the
-/// time-series buckets `system.buckets.*`, the oplog pseudo-namespace with an empty database),
-/// then the metadata's `type` (also given by the archive prelude) and options.
+/// The prefix of a time-series collection's buckets namespace.
+pub(crate) const BUCKETS_PREFIX: &str = "system.buckets.";
+
+/// Why buckets without their collection's metadata are not exported.
+pub const ORPHAN_BUCKETS_REASON: &str = "time-series buckets without their collection's metadata: \
+    without timeField they cannot be unpacked into measurements";
+
+/// Decides what a namespace is. Names decide first (the time-series buckets `system.buckets.*`,
+/// [`CollectionKind::OrphanBuckets`] until [`link_buckets`] finds their collection; other
+/// `system.*` than `system.js`; the oplog pseudo-namespace with an empty database), then the
+/// metadata's `type` (also given by the archive prelude) and options.
 pub(crate) fn kind_of(
     db: &str,
     name: &str,
     metadata: Option<&Document>,
     type_hint: Option<&str>,
 ) -> CollectionKind {
+    if !db.is_empty() && name.starts_with(BUCKETS_PREFIX) {
+        return CollectionKind::OrphanBuckets;
+    }
     if db.is_empty() || (name.starts_with("system.") && name != "system.js") {
         return CollectionKind::System;
     }
@@ -96,6 +107,65 @@ pub(crate) fn kind_of(
     } else {
         CollectionKind::Collection
     }
+}
+
+/// Gives every time-series collection its buckets: a listed `system.buckets.<name>` of the same
+/// database becomes the collection's source (its object and size) and leaves the list, so the
+/// buckets are read once, as the time-series collection's documents. Buckets whose collection
+/// is not listed stay, as [`CollectionKind::OrphanBuckets`].
+///
+/// A time-series collection whose own data file has documents *and* a buckets file would be
+/// read twice over or lose one of them: that is [`SourceError::Invalid`]. An empty own file
+/// (0 bytes) is no conflict. (Archives name one object for everything, so they never conflict:
+/// their reader maps both namespaces to the collection.)
+pub(crate) fn link_buckets(collections: &mut Vec<CollectionInfo>) -> Result<(), SourceError> {
+    let mut linked = Vec::new();
+    for (index, buckets) in collections.iter().enumerate() {
+        if buckets.kind != CollectionKind::OrphanBuckets {
+            continue;
+        }
+        let Some(name) = buckets.name.strip_prefix(BUCKETS_PREFIX) else {
+            continue;
+        };
+        let owner = collections.iter().position(|c| {
+            c.kind == CollectionKind::Timeseries && c.db == buckets.db && c.name == name
+        });
+        if let Some(owner) = owner {
+            linked.push((owner, index));
+        }
+    }
+    for &(owner, index) in &linked {
+        let (source_object, bson_bytes) = (
+            collections[index].source_object.clone(),
+            collections[index].bson_bytes,
+        );
+        let collection = &mut collections[owner];
+        let own_data = collection.source_object.ends_with(".bson")
+            || collection.source_object.ends_with(".bson.gz");
+        if own_data && collection.bson_bytes != Some(0) && collection.source_object != source_object
+        {
+            return Err(SourceError::Invalid {
+                object: collection.source_object.clone(),
+                message: format!(
+                    "time-series collection {} has documents here and buckets in {source_object}",
+                    collection.namespace()
+                ),
+            });
+        }
+        if collection.source_object != source_object {
+            collection.source_object = source_object;
+            collection.bson_bytes = bson_bytes;
+        } else if let (Some(a), Some(b)) = (collection.bson_bytes, bson_bytes) {
+            collection.bson_bytes = Some(a + b);
+        }
+    }
+    let mut index = 0;
+    collections.retain(|_| {
+        let keep = !linked.iter().any(|&(_, i)| i == index);
+        index += 1;
+        keep
+    });
+    Ok(())
 }
 
 /// Undoes mongodump's file-name escaping (Go's `url.PathEscape`: `caf%C3%A9s` → `cafés`).
@@ -184,7 +254,7 @@ mod tests {
         );
         assert_eq!(
             kind_of("d", "system.buckets.x", Some(&ts), None),
-            CollectionKind::System
+            CollectionKind::OrphanBuckets
         );
         assert_eq!(kind_of("", "oplog", None, None), CollectionKind::System);
         assert_eq!(kind_of("d", "v", Some(&view), None), CollectionKind::View);
@@ -198,6 +268,77 @@ mod tests {
             kind_of("d", "t", Some(&typed), None),
             CollectionKind::Timeseries
         );
+    }
+
+    fn listed(name: &str, kind: CollectionKind, object: &str, bytes: u64) -> CollectionInfo {
+        CollectionInfo {
+            db: "d".into(),
+            name: name.into(),
+            kind,
+            metadata: None,
+            source_object: object.into(),
+            bson_bytes: Some(bytes),
+        }
+    }
+
+    #[test]
+    fn time_series_collections_take_their_buckets_file() {
+        let mut list = vec![
+            listed(
+                "system.buckets.orphan",
+                CollectionKind::OrphanBuckets,
+                "d/system.buckets.orphan.bson",
+                9,
+            ),
+            listed(
+                "system.buckets.t",
+                CollectionKind::OrphanBuckets,
+                "d/system.buckets.t.bson",
+                7,
+            ),
+            listed("t", CollectionKind::Timeseries, "d/t.metadata.json", 0),
+        ];
+        link_buckets(&mut list).unwrap();
+        let got: Vec<_> = list
+            .iter()
+            .map(|c| {
+                (
+                    c.name.as_str(),
+                    c.kind,
+                    c.source_object.as_str(),
+                    c.bson_bytes,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "system.buckets.orphan",
+                    CollectionKind::OrphanBuckets,
+                    "d/system.buckets.orphan.bson",
+                    Some(9)
+                ),
+                (
+                    "t",
+                    CollectionKind::Timeseries,
+                    "d/system.buckets.t.bson",
+                    Some(7)
+                ),
+            ]
+        );
+        // Documents in both files: refused, naming the collection.
+        let mut both = vec![
+            listed(
+                "system.buckets.t",
+                CollectionKind::OrphanBuckets,
+                "d/system.buckets.t.bson",
+                7,
+            ),
+            listed("t", CollectionKind::Timeseries, "d/t.bson", 3),
+        ];
+        let e = link_buckets(&mut both).unwrap_err();
+        assert!(e.to_string().contains("d.t"), "{e}");
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub mod directory;
 mod frames;
 pub mod generate;
 mod metadata;
+
+pub use metadata::ORPHAN_BUCKETS_REASON;
 mod objects;
 
 /// The largest document accepted: 16 MiB (the server's `BSONObjMaxUserSize`) plus the 16 KiB
@@ -55,10 +57,26 @@ pub enum CollectionKind {
     Collection,
     /// A view: skipped.
     View,
-    /// A time-series collection: skipped with a warning and a manifest entry.
+    /// A time-series collection: exported as measurements. Its documents are buckets, read from
+    /// its `system.buckets.<name>` namespace (dumps of servers before 8.x) or from its own file or
+    /// namespace (raw buckets, as newer mongodump writes them), whichever the dump has.
     Timeseries,
     /// `system.*` other than `system.js`, and the archive's oplog pseudo-namespace: skipped.
     System,
+    /// `system.buckets.<name>` without its time-series collection's metadata: skipped with a
+    /// warning and a manifest entry, as without `timeField` its buckets cannot be unpacked.
+    /// (With the metadata it is not listed: the time-series collection reads it.)
+    OrphanBuckets,
+}
+
+impl CollectionKind {
+    /// Whether collections of this kind are read and exported.
+    pub fn is_exported(self) -> bool {
+        matches!(
+            self,
+            CollectionKind::Collection | CollectionKind::Timeseries
+        )
+    }
 }
 
 /// One collection of a snapshot part.
@@ -72,7 +90,7 @@ pub struct CollectionInfo {
     /// `None` when the dump has no metadata for it.
     pub metadata: Option<bson::Document>,
     /// The source object the documents come from (for error messages): the `.bson`/`.bson.gz`
-    /// key, or the archive's key.
+    /// key (for a time-series collection, its buckets' file), or the archive's key.
     pub source_object: String,
     /// Size in bytes of the collection's BSON when known up front (directory dumps), for
     /// progress and ETA.
@@ -106,6 +124,11 @@ pub trait Visitor {
     /// its byte offset in the source object (in the decompressed stream for gzip sources).
     fn document(&mut self, index: usize, doc: &[u8], offset: u64) -> Result<(), SourceError>;
     fn end(&mut self, index: usize) -> Result<(), SourceError>;
+    /// A namespace found while reading that is not exported, with the reason, for the export's
+    /// report (time-series buckets in an archive whose prelude lacks their collection).
+    fn skipped(&mut self, _namespace: &str, _reason: &str) -> Result<(), SourceError> {
+        Ok(())
+    }
 }
 
 /// A failure reading a snapshot, naming the object and byte offset where it applies.
@@ -160,9 +183,9 @@ impl SnapshotSource {
         detect::open(location).await
     }
 
-    /// Streams every document of every collection of kind [`CollectionKind::Collection`] to
-    /// `visitor`; empty collections get `begin`/`end` with no documents; other kinds are not
-    /// visited. Blocking: call it inside `spawn_blocking` (it uses `handle` to drive
+    /// Streams every document of every exported collection ([`CollectionKind::is_exported`]) to
+    /// `visitor` — for a time-series collection, its buckets; empty collections get
+    /// `begin`/`end` with no documents; other kinds are not visited. Blocking: call it inside `spawn_blocking` (it uses `handle` to drive
     /// object-store requests, and would panic on a runtime worker thread).
     pub fn read(
         &self,
@@ -184,7 +207,7 @@ impl SnapshotSource {
         self.collections
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.kind == CollectionKind::Collection)
+            .filter(|(_, c)| c.kind.is_exported())
     }
 }
 

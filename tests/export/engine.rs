@@ -517,10 +517,184 @@ async fn verify_catches_a_changed_a_truncated_and_a_missing_object() {
     );
 }
 
+async fn manifest(bucket: &Location) -> serde_json::Value {
+    let bytes = get(
+        &bucket.store,
+        &bucket.path(&format!("{}/.manifest.json", prefix())),
+    )
+    .await
+    .expect("the export has a manifest");
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// The time-series buckets of a dump, as the source reads them.
+fn buckets_of(dir: &FsPath) -> Vec<bson::Document> {
+    bson_docs(&dir.join("timeseries_test/system.buckets.foo_ts.bson"))
+        .iter()
+        .map(|d| bson::Document::from_reader(d.as_slice()).unwrap())
+        .collect()
+}
+
 #[tokio::test]
-async fn time_series_collections_are_skipped_with_a_manifest_entry() {
-    let archive = fixtures().join("mongorestore/testdata/timeseries_tests/dump.archive");
-    let source = open_source(&archive).await;
+async fn time_series_collections_export_their_measurements_under_their_own_name() {
+    let dir = fixtures().join("mongorestore/testdata/timeseries_tests/ts_dump");
+    let buckets = buckets_of(&dir);
+    // Version-1 buckets: one measurement per key of the time field's object.
+    let expected: usize = buckets
+        .iter()
+        .map(|b| {
+            b.get_document("data")
+                .unwrap()
+                .get_document("ts")
+                .unwrap()
+                .len()
+        })
+        .sum();
+    assert_eq!(expected, 1000);
+    let source = open_source(&dir).await;
+    let bucket = support::location("memory").unwrap();
+    let summary = export_to(
+        &bucket,
+        vec![("rs0".into(), source)],
+        &ExportOptions::default(),
+    )
+    .await
+    .unwrap();
+    let rs = &summary.replica_sets[0];
+    assert!(
+        rs.skipped_collections.is_empty(),
+        "{:?}",
+        rs.skipped_collections
+    );
+    assert_eq!((rs.buckets, rs.documents), (10, 1000));
+
+    let measurements = exported_docs(&bucket, "timeseries_test", "foo_ts", "rs0").await;
+    assert_eq!(measurements.len(), expected);
+    // Bucket order, and in each measurement: time field, meta field, then the data fields.
+    let mut next = measurements.iter();
+    for b in &buckets {
+        let data = b.get_document("data").unwrap();
+        for (key, time) in data.get_document("ts").unwrap() {
+            let m = bson::Document::from_reader(next.next().unwrap().as_slice()).unwrap();
+            let keys: Vec<&str> = m.keys().map(String::as_str).collect();
+            assert_eq!(&keys[..2], ["ts", "meta"]);
+            assert_eq!(m.get("ts"), Some(time));
+            assert_eq!(m.get("meta"), b.get("meta"));
+            for field in ["_id", "measurement"] {
+                assert_eq!(
+                    m.get(field),
+                    data.get_document(field).unwrap().get(key),
+                    "{field}"
+                );
+            }
+        }
+    }
+
+    let manifest = manifest(&bucket).await;
+    assert_eq!(manifest["buckets"], 10);
+    assert_eq!(manifest["documents"], 1000);
+    assert_eq!(manifest["skippedCollections"], serde_json::json!([]));
+    let objects = manifest["objects"].as_array().unwrap();
+    let data_file = objects
+        .iter()
+        .find(|o| o["key"] == "timeseries_test/foo_ts/rs0.0.json.gz")
+        .expect("measurements under the collection's own name");
+    assert_eq!(
+        (
+            data_file["documents"].as_u64(),
+            data_file["buckets"].as_u64()
+        ),
+        (Some(1000), Some(10))
+    );
+    assert!(
+        objects
+            .iter()
+            .all(|o| !o["key"].as_str().unwrap().contains("system.buckets")),
+        "nothing is written under the buckets' name"
+    );
+    // metadata.json keeps the type and the time-series options.
+    let meta = get(
+        &bucket.store,
+        &bucket.path(&format!(
+            "{}/timeseries_test/foo_ts/metadata.json",
+            prefix()
+        )),
+    )
+    .await
+    .unwrap();
+    let meta: serde_json::Value = serde_json::from_slice(&meta).unwrap();
+    assert_eq!(meta["type"], "timeseries");
+    assert_eq!(meta["collectionName"], "foo_ts");
+    assert_eq!(
+        meta["options"]["timeseries"],
+        serde_json::json!({"timeField": "ts", "metaField": "meta", "granularity": "seconds",
+            "bucketMaxSpanSeconds": {"$numberInt": "3600"}})
+    );
+    let report = export::verify::verify(&bucket.child(&prefix())).await;
+    assert!(report.is_ok(), "{:?}", report.problems);
+}
+
+#[tokio::test]
+async fn invalid_buckets_fail_the_export_naming_the_bucket_and_field_or_are_skipped_and_counted() {
+    let dir = fixtures().join("mongorestore/testdata/timeseries_tests/ts_dump_invalid_buckets");
+    let source = open_source(&dir).await;
+    let bucket = support::location("memory").unwrap();
+    let error = export_to(
+        &bucket,
+        vec![("rs0".into(), source.clone())],
+        &ExportOptions::default(),
+    )
+    .await
+    .expect_err("invalid buckets fail the export by default");
+    let message = error.to_string();
+    for part in [
+        "replica set rs0",
+        "timeseries_test.foo_ts",
+        "system.buckets.foo_ts.bson",
+        r#"bucket ObjectId("5a1101e6a8feb0cc944981a2")"#,
+        "field control: missing",
+    ] {
+        assert!(message.contains(part), "{part:?} not in: {message}");
+    }
+    assert!(
+        get(
+            &bucket.store,
+            &bucket.path(&format!("{}/.complete", prefix()))
+        )
+        .await
+        .is_none()
+    );
+
+    let bucket = support::location("memory").unwrap();
+    let options = ExportOptions {
+        skip_invalid: true,
+        ..Default::default()
+    };
+    let summary = export_to(&bucket, vec![("rs0".into(), source)], &options)
+        .await
+        .unwrap();
+    let rs = &summary.replica_sets[0];
+    assert_eq!(
+        (rs.skipped_invalid_buckets, rs.buckets, rs.documents),
+        (5, 0, 0)
+    );
+    let manifest = manifest(&bucket).await;
+    assert_eq!(manifest["skippedInvalidBuckets"], 5);
+    // The collection is still there, empty: its metadata.json and no data file.
+    let keys: Vec<&str> = manifest["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["key"].as_str().unwrap())
+        .filter(|k| k.starts_with("timeseries_test/"))
+        .collect();
+    assert_eq!(keys, ["timeseries_test/foo_ts/metadata.json"]);
+}
+
+#[tokio::test]
+async fn time_series_buckets_without_their_metadata_are_skipped_with_a_manifest_entry() {
+    let dir = fixtures().join("mongorestore/testdata/timeseries_tests/ts_single_buckets_file");
+    let source = open_source(&dir).await;
     let bucket = support::location("memory").unwrap();
     let summary = export_to(
         &bucket,
@@ -530,28 +704,69 @@ async fn time_series_collections_are_skipped_with_a_manifest_entry() {
     .await
     .unwrap();
     let skipped = &summary.replica_sets[0].skipped_collections;
-    assert!(
-        !skipped.is_empty(),
-        "the time-series collection must be reported"
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(
+        skipped[0].collection,
+        "ts_single_buckets_file.system.buckets.foo_ts"
     );
-    let manifest = get(
-        &bucket.store,
-        &bucket.path(&format!("{}/.manifest.json", prefix())),
+    let manifest = manifest(&bucket).await;
+    let listed = manifest["skippedCollections"].as_array().unwrap();
+    assert_eq!(listed.len(), 1);
+    let reason = listed[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("time-series") && reason.contains("timeField"),
+        "{reason}"
+    );
+    // Nothing of it was written.
+    assert!(
+        manifest["objects"].as_array().unwrap().is_empty(),
+        "{}",
+        manifest["objects"]
+    );
+}
+
+#[tokio::test]
+async fn the_sample_time_series_collection_exports_every_measurement() {
+    let dump = tempfile::tempdir().unwrap();
+    let stats = snapex::snapshot::generate::write_sample_dump(
+        dump.path(),
+        &snapex::snapshot::generate::SampleSpec {
+            target_bytes: 2_000_000,
+            seed: 11,
+        },
+    )
+    .unwrap();
+    assert!(stats.measurements > 0);
+    let source = open_source(dump.path()).await;
+    let bucket = support::location("memory").unwrap();
+    let summary = export_to(
+        &bucket,
+        vec![("rs0".into(), source)],
+        &ExportOptions::default(),
     )
     .await
     .unwrap();
-    let manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
-    let listed = manifest["skippedCollections"].as_array().unwrap();
-    assert_eq!(listed.len(), skipped.len());
-    for entry in listed {
+    let measurements = exported_docs(&bucket, "telemetry", "sensor_readings", "rs0").await;
+    assert_eq!(measurements.len() as u64, stats.measurements);
+    let ts = stats
+        .collections
+        .iter()
+        .find(|c| c.name == "sensor_readings")
+        .unwrap();
+    assert_eq!(summary.replica_sets[0].buckets, ts.documents);
+    for m in &measurements {
+        let m = bson::Document::from_reader(m.as_slice()).unwrap();
+        let keys: Vec<&str> = m.keys().map(String::as_str).collect();
+        // Time, meta, then the data fields in bucket order; humidity only where measured.
         assert!(
-            entry["reason"].as_str().unwrap().contains("time-series"),
-            "{entry}"
+            keys == ["ts", "sensor", "_id", "temperature", "humidity"]
+                || keys == ["ts", "sensor", "_id", "temperature"],
+            "{keys:?}"
         );
-        // Nothing of it was written as data.
-        let collection = entry["collection"].as_str().unwrap();
-        let (db, coll) = collection.split_once('.').unwrap();
-        let data = bucket.path(&format!("{}/{db}/{coll}/rs0.0.json.gz", prefix()));
-        assert!(get(&bucket.store, &data).await.is_none(), "{collection}");
+        // The ObjectId of a measurement carries its time (seconds).
+        let ts = m.get_datetime("ts").unwrap().timestamp_millis();
+        let id = m.get_object_id("_id").unwrap();
+        assert_eq!(id.timestamp().timestamp_millis(), ts / 1000 * 1000);
+        assert!(m.get_document("sensor").unwrap().get_str("id").is_ok());
     }
 }

@@ -12,3 +12,4 @@ mod extjson_fixtures;
 mod readers;
 mod snapshot_sources;
 mod storage_backends;
+mod timeseries_vectors;

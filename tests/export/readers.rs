@@ -1,7 +1,8 @@
 //! Exports read back by tools we did not write: every usable mongo-tools fixture exported and
 //! read by Python (`gzip` + `bson.json_util`), compared collection by collection, as BSON
-//! bytes, with the source; the malformed fixtures fail with a clear error; and a generated
-//! export read by `gzip -d`, Java's `GZIPInputStream` and DuckDB.
+//! bytes, with the source; the real time-series dumps exported to measurements that agree with
+//! their buckets; the malformed fixtures fail with a clear error; and a generated export read
+//! by `gzip -d`, Java's `GZIPInputStream` and DuckDB.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,9 @@ fn fixtures() -> PathBuf {
 /// Per-namespace SHA-256 of the source documents, in order, as the snapshot reader yields them.
 struct Collect {
     names: Vec<String>,
+    /// Time-series namespaces: the reader yields their buckets, the export their measurements
+    /// (checked against each other by `real_time_series_dumps_export_measurements_within_their_buckets`).
+    time_series: Vec<String>,
     hashes: BTreeMap<String, (u64, Sha256)>,
     /// The documents themselves (fixtures are small), for the semantic fallback.
     docs: BTreeMap<String, Vec<u8>>,
@@ -172,6 +176,12 @@ async fn every_usable_fixture_round_trips_through_python_bson() {
                 .iter()
                 .map(|c| format!("{}.{}", c.db, c.name))
                 .collect(),
+            time_series: source
+                .collections
+                .iter()
+                .filter(|c| c.kind == snapex::snapshot::CollectionKind::Timeseries)
+                .map(|c| c.namespace())
+                .collect(),
             hashes: BTreeMap::new(),
             docs: BTreeMap::new(),
         };
@@ -202,6 +212,9 @@ async fn every_usable_fixture_round_trips_through_python_bson() {
                 );
                 let read: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
                 for (ns, (count, sha)) in expected.hashes {
+                    if expected.time_series.contains(&ns) {
+                        continue;
+                    }
                     if count == 0 {
                         assert!(
                             read["collections"].get(&ns).is_none(),
@@ -255,8 +268,12 @@ async fn every_usable_fixture_round_trips_through_python_bson() {
                 refused.push(format!("{name}: {export_error}"));
             }
             (Ok(()), Err(e)) => {
-                // Readable source, failed export: only invalid BSON content may do this.
-                assert!(e.contains("invalid document"), "{name}: {e}");
+                // Readable source, failed export: only invalid BSON content or invalid
+                // time-series buckets may do this.
+                assert!(
+                    e.contains("invalid document") || e.contains("invalid bucket"),
+                    "{name}: {e}"
+                );
                 refused.push(format!("{name}: {e}"));
             }
             (Err(e), Ok(_)) => panic!("{name}: export succeeded over an unreadable source: {e}"),
@@ -271,6 +288,175 @@ async fn every_usable_fixture_round_trips_through_python_bson() {
         refused.iter().any(|r| r.contains("bad-format.archive")),
         "bad-format.archive must be refused: {refused:?}"
     );
+}
+
+/// Python: every measurement of the given data files, in order: its keys, its time in
+/// milliseconds and its meta value (as canonical Extended JSON).
+const MEASUREMENTS: &str = r#"
+import gzip, json, sys
+from bson.json_util import loads, dumps, JSONOptions, JSONMode, DatetimeConversion
+opts = JSONOptions(json_mode=JSONMode.CANONICAL, datetime_conversion=DatetimeConversion.DATETIME_MS)
+out = []
+for f in sys.argv[2:]:
+    with gzip.open(f, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            doc = loads(line, json_options=opts)
+            out.append({"keys": list(doc.keys()), "time": int(doc[sys.argv[1]]),
+                        "meta": dumps(doc.get("meta"), json_options=opts)})
+print(json.dumps(out))
+"#;
+
+/// The buckets of the time-series collection `namespace`, as the snapshot reader yields them.
+async fn source_buckets(source: Arc<SnapshotSource>, namespace: &str) -> Vec<bson::Document> {
+    struct Buckets(usize, Vec<bson::Document>);
+    impl Visitor for Buckets {
+        fn begin(&mut self, _index: usize) -> Result<(), SourceError> {
+            Ok(())
+        }
+        fn document(&mut self, index: usize, doc: &[u8], _offset: u64) -> Result<(), SourceError> {
+            if index == self.0 {
+                self.1.push(bson::Document::from_reader(doc).unwrap());
+            }
+            Ok(())
+        }
+        fn end(&mut self, _index: usize) -> Result<(), SourceError> {
+            Ok(())
+        }
+    }
+    let index = source
+        .collections
+        .iter()
+        .position(|c| c.namespace() == namespace)
+        .unwrap();
+    tokio::task::spawn_blocking(move || {
+        let mut buckets = Buckets(index, Vec::new());
+        source
+            .read(&tokio::runtime::Handle::current(), &mut buckets)
+            .unwrap();
+        buckets.1
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn real_time_series_dumps_export_measurements_within_their_buckets() {
+    let Some(python) = support::python() else {
+        return;
+    };
+    let ns = "timeseries_test.foo_ts";
+    for fixture in ["ts_dump", "ts_dump_with_oplog", "dump.archive"] {
+        let path = fixtures()
+            .join("mongorestore/testdata/timeseries_tests")
+            .join(fixture);
+        let location = storage::open(path.to_str().unwrap(), &StorageOptions::default()).unwrap();
+        let source = Arc::new(SnapshotSource::open(location).await.unwrap());
+        let buckets = source_buckets(source.clone(), ns).await;
+        assert_eq!(buckets.len(), 10, "{fixture}");
+        let scratch = tempfile::tempdir().unwrap();
+        let prefix_dir = export_dir(source, scratch.path()).await.unwrap();
+
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(prefix_dir.join(".manifest.json")).unwrap())
+                .unwrap();
+        let mut files: Vec<(u64, String)> = manifest["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| o["collection"] == ns && o["key"].as_str().unwrap().ends_with(".json.gz"))
+            .map(|o| {
+                let key = o["key"].as_str().unwrap().to_string();
+                let n = key.rsplit('.').nth(2).unwrap().parse().unwrap();
+                (n, key)
+            })
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "{fixture}: no data file");
+        let out = Command::new(&python)
+            .arg("-c")
+            .arg(MEASUREMENTS)
+            .arg("ts")
+            .args(files.iter().map(|(_, key)| prefix_dir.join(key)))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{fixture}: python failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let measurements: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+
+        // As many measurements as the buckets hold (version 1: the time field's entries), each
+        // bucket's in turn, every time within its bucket's control.min and control.max.
+        let counts: Vec<usize> = buckets
+            .iter()
+            .map(|b| match b.get_document("control").unwrap().get("count") {
+                Some(count) => count.as_i32().unwrap() as usize,
+                None => b
+                    .get_document("data")
+                    .unwrap()
+                    .get_document("ts")
+                    .unwrap()
+                    .len(),
+            })
+            .collect();
+        let total: usize = counts.iter().sum();
+        assert_eq!(measurements.len(), total, "{fixture}");
+        assert_eq!(
+            manifest["documents"].as_u64(),
+            Some(total as u64),
+            "{fixture}"
+        );
+        assert_eq!(manifest["buckets"], 10, "{fixture}");
+        let mut next = measurements.iter();
+        for (b, count) in buckets.iter().zip(counts) {
+            let control = b.get_document("control").unwrap();
+            let min = control
+                .get_document("min")
+                .unwrap()
+                .get_datetime("ts")
+                .unwrap();
+            let max = control
+                .get_document("max")
+                .unwrap()
+                .get_datetime("ts")
+                .unwrap();
+            let meta = bson::Bson::Document(b.get_document("meta").unwrap().clone())
+                .into_canonical_extjson();
+            for _ in 0..count {
+                let m = next.next().unwrap();
+                let time = m["time"].as_i64().unwrap();
+                assert!(
+                    (min.timestamp_millis()..=max.timestamp_millis()).contains(&time),
+                    "{fixture}: {time} outside bucket {}",
+                    b.get_object_id("_id").unwrap()
+                );
+                let keys: Vec<&str> = m["keys"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|k| k.as_str().unwrap())
+                    .collect();
+                assert_eq!(&keys[..2], ["ts", "meta"], "{fixture}");
+                assert!(
+                    keys.contains(&"_id") && keys.contains(&"measurement"),
+                    "{keys:?}"
+                );
+                let got: serde_json::Value =
+                    serde_json::from_str(m["meta"].as_str().unwrap()).unwrap();
+                assert_eq!(got, meta, "{fixture}: meta");
+            }
+        }
+        let metadata: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(prefix_dir.join("timeseries_test/foo_ts/metadata.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(metadata["type"], "timeseries", "{fixture}");
+        assert_eq!(
+            metadata["options"]["timeseries"]["timeField"], "ts",
+            "{fixture}"
+        );
+    }
 }
 
 #[tokio::test]

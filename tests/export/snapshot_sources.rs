@@ -98,7 +98,7 @@ fn ns(list: &[(&str, CollectionKind, usize)]) -> Vec<(String, CollectionKind, us
         .collect()
 }
 
-use CollectionKind::{Collection, System, Timeseries};
+use CollectionKind::{Collection, OrphanBuckets, System, Timeseries};
 
 /// `(namespace, kind, documents read)` expected for each listed collection.
 type Expected = Vec<(&'static str, CollectionKind, usize)>;
@@ -161,14 +161,32 @@ async fn directory_fixtures_list_the_expected_collections_and_counts() {
             "duplicate_index_key",
             vec![("indextest.duplicate_index_key", Collection, 0)],
         ),
+        // A time-series collection reads its buckets from `system.buckets.<name>`, which is
+        // listed no more on its own.
         (
             "timeseries_tests/ts_dump",
             vec![
                 ("admin.system.version", System, 0),
                 ("admin.system.views", System, 0),
-                ("timeseries_test.foo_ts", Timeseries, 0),
-                ("timeseries_test.system.buckets.foo_ts", System, 0),
+                ("timeseries_test.foo_ts", Timeseries, 10),
             ],
+        ),
+        (
+            "timeseries_tests/ts_dump_invalid_buckets",
+            vec![
+                ("admin.system.version", System, 0),
+                ("admin.system.views", System, 0),
+                ("timeseries_test.foo_ts", Timeseries, 5),
+            ],
+        ),
+        // Buckets without their collection's metadata: listed, not read.
+        (
+            "timeseries_tests/ts_single_buckets_file",
+            vec![(
+                "ts_single_buckets_file.system.buckets.foo_ts",
+                OrphanBuckets,
+                0,
+            )],
         ),
         (
             "timeseries_tests/ts_dump_with_oplog",
@@ -179,8 +197,7 @@ async fn directory_fixtures_list_the_expected_collections_and_counts() {
                 ("config.external_validation_keys", Collection, 0),
                 ("config.tenantMigrationDonors", Collection, 0),
                 ("config.tenantMigrationRecipients", Collection, 0),
-                ("timeseries_test.foo_ts", Timeseries, 0),
-                ("timeseries_test.system.buckets.foo_ts", System, 0),
+                ("timeseries_test.foo_ts", Timeseries, 10),
             ],
         ),
         (
@@ -298,7 +315,8 @@ async fn archives_list_their_prelude_and_yield_their_documents() {
             vec![
                 ("admin.system.version", System, 0),
                 ("admin.system.views", System, 0),
-                ("timeseries_test.foo_ts", Timeseries, 0),
+                // Its buckets come in `timeseries_test.system.buckets.foo_ts` blocks.
+                ("timeseries_test.foo_ts", Timeseries, 10),
             ],
         ),
     ];
@@ -777,12 +795,14 @@ async fn the_sample_dump_opens_and_covers_every_bson_type() {
             ("shop.orders".into(), Collection),
             ("shop.products".into(), Collection),
             ("shop.system.js".into(), Collection),
+            ("telemetry.sensor_readings".into(), Timeseries),
         ]
     );
     for c in &source.collections {
         let meta = c.metadata.as_ref().unwrap();
         assert!(!meta.get_array("indexes").unwrap().is_empty() || c.kind == CollectionKind::View);
-        if c.kind != CollectionKind::View {
+        // Views and time-series collections (views over their buckets) have no uuid.
+        if c.kind == CollectionKind::Collection {
             assert_eq!(meta.get_str("uuid").unwrap().len(), 32);
         }
     }
@@ -818,4 +838,123 @@ async fn the_sample_dump_opens_and_covers_every_bson_type() {
     assert_eq!(seen, all);
     let want: BTreeSet<u8> = [0, 1, 2, 3, 4, 5, 6, 7, 8, 0x80].into_iter().collect();
     assert_eq!(subtypes, want);
+}
+
+/// The documents a read gave the collection `namespace`, without offsets.
+async fn documents_of(location: Location, namespace: &str) -> Vec<Vec<u8>> {
+    let source = SnapshotSource::open(location).await.unwrap();
+    let index = source
+        .collections
+        .iter()
+        .position(|c| c.namespace() == namespace)
+        .unwrap_or_else(|| panic!("{namespace} not listed"));
+    assert_eq!(source.collections[index].kind, CollectionKind::Timeseries);
+    let (_, got, result) = read(source).await;
+    result.unwrap();
+    got.docs[&index].iter().map(|(_, d)| d.clone()).collect()
+}
+
+/// `dump.archive` with the collection of every block header renamed by `rename` (the documents
+/// and their CRCs are untouched): an archive as a mongodump that writes raw buckets under the
+/// time-series collection's own namespace would make it.
+fn rename_archive_blocks(bytes: &[u8], rename: impl Fn(&str) -> Option<String>) -> Vec<u8> {
+    let len = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    let mut out = bytes[..4].to_vec();
+    let mut at = 4;
+    let mut in_prelude = true;
+    let mut expect_header = false;
+    while at < bytes.len() {
+        if len(at) == 0xFFFF_FFFF {
+            out.extend_from_slice(&bytes[at..at + 4]);
+            at += 4;
+            if in_prelude {
+                in_prelude = false;
+            }
+            expect_header = true;
+            continue;
+        }
+        let doc = &bytes[at..at + len(at)];
+        at += doc.len();
+        if !in_prelude && expect_header {
+            expect_header = false;
+            let mut header = bson::Document::from_reader(doc).unwrap();
+            if let Some(renamed) = rename(header.get_str("collection").unwrap()) {
+                header.insert("collection", renamed);
+            }
+            out.extend_from_slice(&header.to_vec().unwrap());
+        } else {
+            out.extend_from_slice(doc);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_series_buckets_are_read_from_the_buckets_file_or_the_collections_own() {
+    let expected = documents_of(
+        local(&restore_data("timeseries_tests/ts_dump")),
+        "timeseries_test.foo_ts",
+    )
+    .await;
+    assert_eq!(expected.len(), 10);
+
+    // Raw buckets in `<coll>.bson`, as newer mongodump writes them.
+    let scratch = tempfile::tempdir().unwrap();
+    let db = scratch.path().join("dump/timeseries_test");
+    std::fs::create_dir_all(&db).unwrap();
+    let fixture = restore_data("timeseries_tests/ts_dump/timeseries_test");
+    std::fs::copy(
+        fixture.join("foo_ts.metadata.json"),
+        db.join("foo_ts.metadata.json"),
+    )
+    .unwrap();
+    std::fs::copy(
+        fixture.join("system.buckets.foo_ts.bson"),
+        db.join("foo_ts.bson"),
+    )
+    .unwrap();
+    let own = documents_of(
+        local(&scratch.path().join("dump")),
+        "timeseries_test.foo_ts",
+    )
+    .await;
+    assert!(own == expected, "own file: buckets differ");
+
+    // Both files with documents: which ones are the buckets cannot be told, so it is refused.
+    std::fs::copy(
+        fixture.join("system.buckets.foo_ts.bson"),
+        db.join("system.buckets.foo_ts.bson"),
+    )
+    .unwrap();
+    let error = open(&scratch.path().join("dump"))
+        .await
+        .err()
+        .expect("refused");
+    assert!(error.to_string().contains("foo_ts"), "{error}");
+    // An empty own file is no conflict.
+    std::fs::write(db.join("foo_ts.bson"), b"").unwrap();
+    let both = documents_of(
+        local(&scratch.path().join("dump")),
+        "timeseries_test.foo_ts",
+    )
+    .await;
+    assert!(both == expected, "empty own file: buckets differ");
+
+    // An archive whose buckets come under the collection's own namespace.
+    let archive = std::fs::read(restore_data("timeseries_tests/dump.archive")).unwrap();
+    let renamed = rename_archive_blocks(&archive, |c| {
+        c.strip_prefix("system.buckets.").map(str::to_string)
+    });
+    assert_ne!(renamed, archive, "the archive has buckets blocks to rename");
+    let path = scratch.path().join("own.archive");
+    std::fs::write(&path, &renamed).unwrap();
+    let from_archive = documents_of(local(&path), "timeseries_test.foo_ts").await;
+    // (The archive is a dump of its own, so it is compared with itself, not the directory.)
+    let original = documents_of(
+        local(&restore_data("timeseries_tests/dump.archive")),
+        "timeseries_test.foo_ts",
+    )
+    .await;
+    assert_eq!(original.len(), 10);
+    assert!(from_archive == original, "own namespace: buckets differ");
 }

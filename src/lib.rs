@@ -8,6 +8,7 @@
 //! - [`store`]: the metadata store (SQLite or PostgreSQL);
 //! - [`auth`]: API keys and service accounts, Digest and OAuth verification, roles, secrets at rest;
 //! - [`metrics`]: the process's counters in the Prometheus text format;
+//! - [`pause`]: test-only pause points (`SNAPEX_TEST_PAUSE_AT`) for the crash tests;
 //! - [`service`]: the product's rules, once, as typed functions (buckets, access roles, export
 //!   jobs, snapshots, schedules) and the deployment's configuration;
 //! - [`jobs`]: the export job engine (admission, leases, cancellation), on the service layer;
@@ -27,6 +28,7 @@ pub mod export;
 pub mod extjson;
 pub mod jobs;
 pub mod metrics;
+pub mod pause;
 pub mod service;
 pub mod snapshot;
 pub mod storage;

@@ -278,6 +278,7 @@ pub async fn run_export_gated(
     if let Some(error) = first_error {
         return Err(error);
     }
+    crate::pause::at(crate::pause::Phase::AfterData).await;
     gate.may_complete()
         .await
         .map_err(ExportError::NotCompleted)?;

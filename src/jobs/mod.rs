@@ -6,9 +6,13 @@
 //!   `max_concurrent_replica_sets` replica sets export across the deployment, leasing all its
 //!   parts to this node (a sharded job's shards start together);
 //! - leases: while a job runs, a heartbeat extends its lease and publishes progress; a node
-//!   that stops heartbeating has its jobs failed as interrupted by whichever node notices first
-//!   ([`Store::fail_interrupted_jobs`] runs on every poll), and a node that restarts under the
-//!   same id fails its own leftovers at once;
+//!   that stops heartbeating has its jobs recovered by whichever node notices first (a sweep
+//!   runs on every poll), and a node that restarts under the same id recovers its own
+//!   leftovers at once;
+//! - recovery ([`recovery`]), one rule: an interrupted job whose prefix holds a `.complete`
+//!   over a manifest that verifies ends `Successful`, any other ends `Failed` as interrupted
+//!   — never `Failed` beside a valid `.complete`, never `Successful` without one (the why, and
+//!   each crash point, are in that module's docs);
 //! - cancellation: a per-job [`CancellationToken`], fired by a cancel request (seen at the next
 //!   heartbeat), by a lost lease, or by shutdown (the job then ends `Failed` as interrupted);
 //! - no retry: a failed job stays failed and its partial files stay.
@@ -23,10 +27,11 @@
 // built at most once per job, so boxing it would buy nothing.
 #![allow(clippy::result_large_err)]
 
+mod recovery;
 pub mod retention;
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -65,29 +70,27 @@ impl Runner {
 
     /// Runs until `shutdown` fires; running jobs are then stopped and failed as interrupted.
     pub async fn run(self, shutdown: CancellationToken) {
-        match self
-            .store()
-            .fail_interrupted_jobs(crate::store::now(), Some(self.node_id()))
-            .await
-        {
-            Ok(jobs) => {
-                for job in jobs {
-                    tracing::warn!(job_id = %job.id, node = ?job.lease_owner, "export job was interrupted; marked failed");
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "cannot recover interrupted jobs"),
+        // This node's own leftovers first: a node restarting under its id holds nothing.
+        if let Err(e) = recovery::sweep(&self, Some(self.node_id())).await {
+            tracing::error!(error = %e, "cannot recover interrupted jobs");
         }
+        // One sweep of other nodes' expired jobs at a time: a sweep that finds a `.complete`
+        // verifies the export, which may take a while, and must not hold up admission.
+        let sweeping = Arc::new(AtomicBool::new(false));
         let mut running = tokio::task::JoinSet::new();
         loop {
             if shutdown.is_cancelled() {
                 break;
             }
-            if let Err(e) = self
-                .store()
-                .fail_interrupted_jobs(crate::store::now(), None)
-                .await
-            {
-                tracing::warn!(error = %e, "lease check failed");
+            if !sweeping.swap(true, Ordering::AcqRel) {
+                let runner = self.clone();
+                let sweeping = sweeping.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = recovery::sweep(&runner, None).await {
+                        tracing::warn!(error = %e, "lease check failed");
+                    }
+                    sweeping.store(false, Ordering::Release);
+                });
             }
             loop {
                 match self
@@ -164,13 +167,7 @@ impl Runner {
             }
             Err(JobFailure::Export(ExportError::Cancelled)) | Err(JobFailure::Cancelled) => (
                 JobState::Failed,
-                Some(StateReason {
-                    error_code: "EXPORT_INTERRUPTED".into(),
-                    message: format!(
-                        "export interrupted: node {} stopped while the export was in progress",
-                        self.node_id()
-                    ),
-                }),
+                Some(crate::store::interrupted_reason(Some(self.node_id()))),
             ),
             Err(e) => (
                 JobState::Failed,
@@ -196,7 +193,11 @@ impl Runner {
                 tracing::info!(job_id = %job.id, state = state.as_str(), reason = ?reason.as_ref().map(|r| &r.message), "export job finished");
             }
             Ok(false) => {
-                tracing::warn!(job_id = %job.id, "export job was already decided elsewhere (lease lost)")
+                tracing::warn!(job_id = %job.id, "export job was already decided elsewhere (lease lost)");
+                if state == JobState::Successful {
+                    // This node wrote `.complete` after another decided the job (recovery).
+                    recovery::withdraw_complete(self, &job).await;
+                }
             }
             Err(e) => {
                 tracing::error!(job_id = %job.id, error = %e, "cannot record the end of an export job")

@@ -39,7 +39,8 @@ pub use credentials::{
     StoredGrant, StoredServiceAccount, TokenOwner,
 };
 pub use jobs::{
-    ClaimedJob, ExportJob, JobPart, JobState, NewExportJob, PartState, RecoveredJob, StateReason,
+    ClaimedJob, ExportJob, InterruptedJob, JobPart, JobState, NewExportJob, PartState,
+    RecoveredJob, RecoveredPart, Recovery, StateReason, interrupted_reason,
 };
 pub use kinds::{CloudProvider, FrequencyType, RetentionUnit, SnapshotStatus, SnapshotType};
 pub use orgs::{Org, Project};

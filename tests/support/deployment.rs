@@ -163,6 +163,12 @@ impl TestDeployment {
 
     /// Starts `snapex serve` as `node_id` in a process of its own, with extra flags.
     pub fn start_node(&self, node_id: &str, extra: &[&str]) -> Node {
+        self.start_node_with_env(node_id, extra, &[])
+    }
+
+    /// [`TestDeployment::start_node`] with extra environment variables (e.g. the test-only
+    /// `SNAPEX_TEST_PAUSE_AT`).
+    pub fn start_node_with_env(&self, node_id: &str, extra: &[&str], env: &[(&str, &str)]) -> Node {
         let root = self.bucket_root(node_id);
         std::fs::create_dir_all(&root).unwrap();
         let log_path = self.data_dir().join(format!("{node_id}.log"));
@@ -178,6 +184,7 @@ impl TestDeployment {
             .args(extra)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -15,8 +15,11 @@
 //!   [`open_for_write`] creates the local directory up front, so an unwritable destination
 //!   fails before any work is done.
 //!
-//! Every cloud store gets a bounded [`RetryConfig`]: `object_store`'s default (10 retries over
-//! up to 3 minutes) makes a dead endpoint look like a hang.
+//! Every cloud store retries transient errors (connection refused or reset, 5xx, throttling)
+//! with exponential backoff and jitter for up to a *budget* of time per request — an object's
+//! put, or each part of a multipart upload — and then fails with the store's error, the time
+//! spent and the budget (object_store's `RetryError` message); a permanent error (403, 404)
+//! fails at once. See [`StorageOptions::retry_config`] for why the budget, not a count, decides.
 //!
 //! [`faulty::FaultyStore`] wraps a store to inject write failures in tests.
 
@@ -34,13 +37,17 @@ use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::{Path, PathPart};
-use object_store::{ClientConfigKey, ObjectStore, RetryConfig};
+use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, RetryConfig};
 use percent_encoding::percent_decode_str;
 
-/// Retries for transient store errors when [`StorageOptions::max_retries`] is not set.
-pub const DEFAULT_MAX_RETRIES: usize = 5;
-/// How long one request may keep being retried when [`StorageOptions::retry_timeout`] is not set.
-pub const DEFAULT_RETRY_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long one request keeps being retried through transient errors when
+/// [`StorageOptions::retry_timeout`] is not set: long enough to ride out a store restart or a
+/// failover, short enough that a dead endpoint fails the export within minutes.
+pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(120);
+/// The first wait between retries; later waits grow exponentially, with jitter.
+pub const RETRY_INITIAL_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest wait between two retries: a store that is back is found within this.
+pub const RETRY_MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Where a storage URL points: a store, a prefix inside it, and the URL for messages.
 #[derive(Clone)]
@@ -153,9 +160,11 @@ pub struct StorageOptions {
     pub gcs_service_account_key: Option<String>,
     /// Allow plain-HTTP endpoints (emulators on loopback).
     pub allow_http: bool,
-    /// Bounded retries for transient store errors (default [`DEFAULT_MAX_RETRIES`]).
+    /// A cap on the number of retries of one request; by default none: the budget
+    /// ([`StorageOptions::retry_timeout`]) alone decides.
     pub max_retries: Option<usize>,
-    /// How long a request keeps being retried (default [`DEFAULT_RETRY_TIMEOUT`]).
+    /// The retry budget: how long one request keeps being retried through transient errors
+    /// (default [`DEFAULT_RETRY_BUDGET`]).
     pub retry_timeout: Option<Duration>,
     /// Take nothing from the process environment: no `AWS_*`, `AZURE_*`, `GOOGLE_*` variable
     /// and no instance credentials are merged in. Set for a tenant's static-key access role,
@@ -191,11 +200,31 @@ impl fmt::Debug for StorageOptions {
 }
 
 impl StorageOptions {
-    fn retry_config(&self) -> RetryConfig {
+    /// The retry budget in force.
+    pub fn retry_budget(&self) -> Duration {
+        self.retry_timeout.unwrap_or(DEFAULT_RETRY_BUDGET)
+    }
+
+    /// object_store gives up at whichever comes first of `max_retries` and `retry_timeout`.
+    /// With a count of 5 (what this was) and backoff starting at 100 ms, the five retries were
+    /// spent in about a second: a store refusing connections for a little over a second failed
+    /// the export although the timeout said two minutes. So unless a cap is asked for, the
+    /// count is set past anything the budget can hold (every wait is at least the initial
+    /// backoff) and the budget alone decides; waits are capped at [`RETRY_MAX_BACKOFF`] so
+    /// that a store that comes back is used within seconds.
+    pub(crate) fn retry_config(&self) -> RetryConfig {
+        let budget = self.retry_budget();
+        let fit = budget.as_millis() / RETRY_INITIAL_BACKOFF.as_millis().max(1) + 1;
         RetryConfig {
-            max_retries: self.max_retries.unwrap_or(DEFAULT_MAX_RETRIES),
-            retry_timeout: self.retry_timeout.unwrap_or(DEFAULT_RETRY_TIMEOUT),
-            ..RetryConfig::default()
+            max_retries: self
+                .max_retries
+                .unwrap_or_else(|| usize::try_from(fit).unwrap_or(usize::MAX)),
+            retry_timeout: budget,
+            backoff: BackoffConfig {
+                init_backoff: RETRY_INITIAL_BACKOFF,
+                max_backoff: RETRY_MAX_BACKOFF,
+                base: 2.0,
+            },
         }
     }
 }

@@ -8,6 +8,7 @@ mod support;
 mod crash;
 mod lifecycle;
 mod multinode;
+mod outage;
 mod store_suite;
 
 use serde_json::{Value, json};

@@ -148,6 +148,21 @@ impl Runner {
         stop_heartbeat.cancel();
         let _ = heartbeat.await;
         flush_progress(self.store(), &job.id, &progress).await;
+        if outcome.is_err() {
+            // Before the end is recorded, so that a job shown failed or cancelled has nothing
+            // open in its bucket; bounded, so that a dead store cannot hold the verdict back.
+            let cleaning = async {
+                if let Ok(prefix) = recovery::job_prefix(&self.deployment, &job).await {
+                    crate::export::leftovers::clean(&prefix).await;
+                }
+            };
+            if tokio::time::timeout(recovery::CLEAN_TIMEOUT, cleaning)
+                .await
+                .is_err()
+            {
+                tracing::warn!(job_id = %job.id, "gave up cleaning the unfinished uploads of a stopped export");
+            }
+        }
         let mut summaries = Vec::new();
         let (state, reason) = match outcome {
             Ok(done) => {

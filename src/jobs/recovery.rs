@@ -27,6 +27,9 @@
 //!   taken before `.complete` appeared, so the job was failed) removes its `.complete`
 //!   ([`withdraw_complete`]).
 //!
+//! Recovery also removes what the dead node left unfinished: multipart uploads still open under
+//! the prefix and `file://` staging files (`crate::export::leftovers`); finished objects stay.
+//!
 //! A `.complete` that does not verify (a file missing or altered since) is removed, and the job
 //! fails: a `.complete` is a promise that everything is there. When the bucket cannot be read at
 //! all (the store is down), the decision waits for a later poll — failing would break the rule
@@ -54,6 +57,10 @@ use crate::store::{
 /// How long after its lease ran out a job whose bucket cannot be read is still left
 /// `InProgress`, waiting for the store to come back before it is failed unchecked.
 pub const CHECK_GIVE_UP: ChronoDuration = ChronoDuration::minutes(10);
+
+/// How long the end of a failed or cancelled job waits for its leftovers to be cleaned
+/// (`export::leftovers`) before recording it anyway.
+pub const CLEAN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What a job's prefix says about it.
 #[derive(Debug)]
@@ -281,6 +288,11 @@ async fn decide(
             .map(|inspection| (prefix, inspection)),
         Err(e) => Err(e),
     };
+    if let Ok((prefix, _)) = &inspected {
+        // The node that wrote this prefix is gone: whatever it left unfinished (an open
+        // multipart upload, a staging file) goes, whichever way the job ends.
+        crate::export::leftovers::clean(prefix).await;
+    }
     match inspected {
         Ok((_, Inspection::Complete(parts))) => Some(Recovery::Completed { parts }),
         Ok((_, Inspection::Incomplete)) => Some(Recovery::Interrupted { reason: base }),

@@ -24,6 +24,7 @@
 //! [`faulty::FaultyStore`] wraps a store to inject write failures in tests.
 
 pub mod faulty;
+pub mod uploads;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -31,7 +32,7 @@ use std::path::{Component, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::local::LocalFileSystem;
@@ -60,6 +61,9 @@ pub struct Location {
     /// For `file://` locations: the local directory `prefix` maps to, so readers can use
     /// plain file I/O instead of going through the object-store stream.
     pub local_root: Option<PathBuf>,
+    /// For stores that can list the multipart uploads in progress (S3): the way to find and
+    /// abort those an unfinished export left ([`uploads`]).
+    pub pending_uploads: Option<Arc<dyn uploads::PendingUploads>>,
 }
 
 impl fmt::Debug for Location {
@@ -108,6 +112,7 @@ impl Location {
             prefix: self.path(rel),
             url,
             local_root,
+            pending_uploads: self.pending_uploads.clone(),
         }
     }
 
@@ -127,6 +132,7 @@ impl Location {
             prefix: self.prefix.clone(),
             url: self.url.clone(),
             local_root: self.local_root.clone(),
+            pending_uploads: self.pending_uploads.clone(),
         }
     }
 }
@@ -271,6 +277,7 @@ pub fn open(url: &str, options: &StorageOptions) -> Result<Location, StorageErro
             prefix: parsed.prefix,
             url: parsed.display,
             local_root: None,
+            pending_uploads: None,
         }),
         Scheme::S3 => open_s3(parsed, options),
         Scheme::Azure => open_azure(parsed, options),
@@ -564,6 +571,7 @@ fn open_local(url: &str, path: &std::path::Path, create: bool) -> Result<Locatio
         prefix,
         url: trim_trailing_slash(url),
         local_root: Some(local_root),
+        pending_uploads: None,
     })
 }
 
@@ -606,17 +614,43 @@ fn open_s3(parsed: ParsedUrl, options: &StorageOptions) -> Result<Location, Stor
     if options.allow_http {
         builder = builder.with_allow_http(true);
     }
-    let store = builder.build().map_err(|source| StorageError::Open {
+    let region = builder
+        .get_config_value(&AmazonS3ConfigKey::Region)
+        .unwrap_or_else(|| "us-east-1".to_string());
+    let endpoint = builder.get_config_value(&AmazonS3ConfigKey::Endpoint);
+    let store = Arc::new(builder.build().map_err(|source| StorageError::Open {
         url: parsed.display.clone(),
         source,
-    })?;
+    })?);
+    // Where ListMultipartUploads goes: path style under an explicit endpoint (as the store's own
+    // requests), the bucket's virtual host on AWS.
+    let bucket_url = match endpoint {
+        Some(endpoint) => format!("{}/{}", endpoint.trim_end_matches('/'), parsed.authority),
+        None => format!("https://{}.s3.{region}.amazonaws.com", parsed.authority),
+    };
+    let pending = uploads::S3Uploads {
+        store: store.clone(),
+        bucket_url,
+        region,
+        http: UPLOADS_HTTP.clone(),
+    };
     Ok(Location {
-        store: Arc::new(store),
+        store,
         prefix: parsed.prefix,
         url: parsed.display,
         local_root: None,
+        pending_uploads: Some(Arc::new(pending)),
     })
 }
+
+/// The HTTP client of [`uploads::S3Uploads`], shared: building one per opened bucket would set
+/// up TLS each time.
+static UPLOADS_HTTP: LazyLock<reqwest::Client> = LazyLock::new(|| {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap_or_default()
+});
 
 fn open_azure(parsed: ParsedUrl, options: &StorageOptions) -> Result<Location, StorageError> {
     let base = if options.ignore_environment {
@@ -649,6 +683,7 @@ fn open_azure(parsed: ParsedUrl, options: &StorageOptions) -> Result<Location, S
         prefix: parsed.prefix,
         url: parsed.display,
         local_root: None,
+        pending_uploads: None,
     })
 }
 
@@ -682,6 +717,7 @@ fn open_gcs(parsed: ParsedUrl, options: &StorageOptions) -> Result<Location, Sto
         prefix: parsed.prefix,
         url: parsed.display,
         local_root: None,
+        pending_uploads: None,
     })
 }
 

@@ -27,6 +27,7 @@
 // built at most once per job, so boxing it would buy nothing.
 #![allow(clippy::result_large_err)]
 
+mod heartbeat;
 mod recovery;
 pub mod retention;
 
@@ -77,6 +78,7 @@ impl Runner {
         // One sweep of other nodes' expired jobs at a time: a sweep that finds a `.complete`
         // verifies the export, which may take a while, and must not hold up admission.
         let sweeping = Arc::new(AtomicBool::new(false));
+        let heartbeats = Arc::new(heartbeat::Heartbeats::start(self.store()).await);
         let mut running = tokio::task::JoinSet::new();
         loop {
             if shutdown.is_cancelled() {
@@ -106,7 +108,10 @@ impl Runner {
                         tracing::info!(job_id = %claimed.job.id, replica_sets = claimed.job.parts.len(), "export job started");
                         let runner = self.clone();
                         let cancel = shutdown.child_token();
-                        running.spawn(async move { runner.run_job(claimed, cancel).await });
+                        let heartbeats = heartbeats.clone();
+                        running.spawn(
+                            async move { runner.run_job(claimed, cancel, &heartbeats).await },
+                        );
                     }
                     Ok(None) => break,
                     Err(e) => {
@@ -127,14 +132,34 @@ impl Runner {
         while running.join_next().await.is_some() {}
     }
 
-    async fn run_job(&self, claimed: ClaimedJob, cancel: CancellationToken) {
+    /// How often a running job renews its lease: the configured heartbeat interval (which is
+    /// also how soon a cancel request is seen), and at least three times per lease, so that
+    /// one or two late renewals never let it expire.
+    fn renew_every(&self) -> Duration {
+        self.deployment
+            .config
+            .heartbeat_every
+            .min(self.deployment.config.lease / 3)
+    }
+
+    async fn run_job(
+        &self,
+        claimed: ClaimedJob,
+        cancel: CancellationToken,
+        heartbeats: &heartbeat::Heartbeats,
+    ) {
         let job = claimed.job;
         let progress = Arc::new(JobProgress::default());
         let stop_heartbeat = CancellationToken::new();
-        let cancel_requested = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let heartbeat = tokio::spawn(heartbeat_loop(
-            self.clone(),
-            job.id.clone(),
+        let cancel_requested = Arc::new(AtomicBool::new(false));
+        let heartbeat = heartbeats.spawn(heartbeat_loop(
+            Lease {
+                store: heartbeats.store().clone(),
+                job_id: job.id.clone(),
+                node_id: self.node_id().to_string(),
+                lease: self.lease(),
+                every: self.renew_every(),
+            },
             progress.clone(),
             cancel.clone(),
             cancel_requested.clone(),
@@ -451,25 +476,42 @@ async fn flush_progress(store: &Store, job_id: &str, progress: &JobProgress) {
     }
 }
 
-async fn heartbeat_loop(
-    runner: Runner,
+/// What a heartbeat renews, and how often.
+struct Lease {
+    store: Store,
     job_id: String,
+    node_id: String,
+    lease: ChronoDuration,
+    every: Duration,
+}
+
+/// Renews the job's lease every `lease.every` (see `heartbeat`), publishing progress and
+/// watching for a cancel request; a lost lease stops the export at once.
+async fn heartbeat_loop(
+    lease: Lease,
     progress: Arc<JobProgress>,
     cancel: CancellationToken,
-    cancel_requested: Arc<std::sync::atomic::AtomicBool>,
+    cancel_requested: Arc<AtomicBool>,
     stop: CancellationToken,
 ) {
+    let Lease {
+        store,
+        job_id,
+        node_id,
+        lease,
+        every,
+    } = lease;
+    // Renewals are due on a fixed schedule, not `every` after the previous one ended: a slow
+    // renewal does not push the next one back.
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(runner.deployment.config.heartbeat_every) => {}
+            _ = ticks.tick() => {}
         }
-        flush_progress(runner.store(), &job_id, &progress).await;
-        match runner
-            .store()
-            .heartbeat(&job_id, runner.node_id(), runner.lease())
-            .await
-        {
+        match store.heartbeat(&job_id, &node_id, lease).await {
             Ok(true) => {}
             Ok(false) => {
                 tracing::warn!(job_id, "lease lost; stopping the export");
@@ -478,7 +520,8 @@ async fn heartbeat_loop(
             }
             Err(e) => tracing::warn!(job_id, error = %e, "heartbeat failed"),
         }
-        if let Ok(true) = runner.store().cancel_requested(&job_id).await {
+        flush_progress(&store, &job_id, &progress).await;
+        if let Ok(true) = store.cancel_requested(&job_id).await {
             tracing::info!(job_id, "cancel requested; stopping the export");
             cancel_requested.store(true, Ordering::Relaxed);
             cancel.cancel();

@@ -622,11 +622,11 @@ fn open_s3(parsed: ParsedUrl, options: &StorageOptions) -> Result<Location, Stor
         url: parsed.display.clone(),
         source,
     })?);
-    // Where ListMultipartUploads goes: path style under an explicit endpoint (as the store's own
-    // requests), the bucket's virtual host on AWS.
+    // Where ListMultipartUploads goes: path style, as the store's own requests (a bucket name
+    // with dots would not match the TLS certificate of a virtual host).
     let bucket_url = match endpoint {
         Some(endpoint) => format!("{}/{}", endpoint.trim_end_matches('/'), parsed.authority),
-        None => format!("https://{}.s3.{region}.amazonaws.com", parsed.authority),
+        None => format!("https://s3.{region}.amazonaws.com/{}", parsed.authority),
     };
     let pending = uploads::S3Uploads {
         store: store.clone(),

@@ -53,8 +53,8 @@ pub enum UploadsError {
 /// [`PendingUploads`] of one S3 bucket.
 pub struct S3Uploads {
     pub(super) store: Arc<AmazonS3>,
-    /// `https://s3.region.amazonaws.com/bucket` or `endpoint/bucket` (path style), no `/` at
-    /// the end: where ListMultipartUploads goes.
+    /// `https://s3.<region>.amazonaws.com/<bucket>` or `<endpoint>/<bucket>` (path style), no
+    /// `/` at the end: where ListMultipartUploads goes.
     pub(super) bucket_url: String,
     pub(super) region: String,
     pub(super) http: reqwest::Client,

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::json::{Body, Reply};
-use super::versioning::{ONLY_2023, Served};
+use super::versioning::{CLUSTERS, Served};
 use super::{ApiError, AppState, Ctx};
 use crate::auth::{Principal, Role};
 use crate::store::{Cluster, ClusterType, Label, NewCluster, StoreError};
@@ -74,10 +74,14 @@ fn extension_json(c: &Cluster) -> Value {
     })
 }
 
-/// The Atlas view of a cluster: the fields clients read.
-fn atlas_json(ctx: &Ctx, c: &Cluster) -> Value {
-    json!({
+/// The Atlas view of a cluster: the fields clients read. `mongoDBVersion` is the newest
+/// snapshot's, where its metadata recorded one; `backupEnabled` is true because snapshots are
+/// what a snapex cluster has.
+fn atlas_json(ctx: &Ctx, c: &Cluster, mongodb_version: Option<&str>) -> Value {
+    let mut v = json!({
+        "backupEnabled": true,
         "clusterType": c.cluster_type.as_str(),
+        "createDate": super::iso(c.created_at),
         "groupId": c.group_id,
         "id": c.id,
         "labels": c.labels,
@@ -86,7 +90,28 @@ fn atlas_json(ctx: &Ctx, c: &Cluster) -> Value {
         "paused": false,
         "replicationSpecs": c.replica_sets.iter().map(|rs| json!({"zoneName": rs})).collect::<Vec<_>>(),
         "stateName": "IDLE",
-    })
+    });
+    if let (Some(version), Some(m)) = (mongodb_version, v.as_object_mut()) {
+        m.insert("mongoDBVersion".into(), version.into());
+        let major: String = version.split('.').take(2).collect::<Vec<_>>().join(".");
+        m.insert("mongoDBMajorVersion".into(), major.into());
+    }
+    v
+}
+
+/// The mongod version of the cluster's newest snapshot that recorded one.
+async fn mongodb_version(state: &AppState, c: &Cluster) -> Result<Option<String>, ApiError> {
+    let (snapshots, _) = state
+        .store
+        .list_snapshots(
+            &c.id,
+            crate::store::Page {
+                page_num: 1,
+                items_per_page: 1,
+            },
+        )
+        .await?;
+    Ok(snapshots.into_iter().find_map(|s| s.mongod_version))
 }
 
 async fn register(
@@ -165,10 +190,14 @@ async fn list(
     ctx: Ctx,
     Path(group_id): Path<String>,
 ) -> Result<Reply, ApiError> {
-    let served = ctx.version(ONLY_2023)?;
+    let served = ctx.version(CLUSTERS)?;
     super::project_for(&state, &principal, &group_id, Role::GroupReadOnly).await?;
     let (clusters, total) = state.store.list_clusters(&group_id, ctx.query.page).await?;
-    let results = clusters.iter().map(|c| atlas_json(&ctx, c)).collect();
+    let mut results = Vec::new();
+    for c in &clusters {
+        let version = mongodb_version(&state, c).await?;
+        results.push(atlas_json(&ctx, c, version.as_deref()));
+    }
     let body = super::pagination::page_body(&ctx.self_url(), &ctx.query, results, total);
     Ok(Reply::ok(served, ctx.query.format, body))
 }
@@ -179,7 +208,7 @@ async fn get_one(
     ctx: Ctx,
     Path((group_id, cluster_name)): Path<(String, String)>,
 ) -> Result<Reply, ApiError> {
-    let served = ctx.version(ONLY_2023)?;
+    let served = ctx.version(CLUSTERS)?;
     let (_, cluster) = super::cluster_for(
         &state,
         &principal,
@@ -191,6 +220,10 @@ async fn get_one(
     Ok(Reply::ok(
         served,
         ctx.query.format,
-        atlas_json(&ctx, &cluster),
+        atlas_json(
+            &ctx,
+            &cluster,
+            mongodb_version(&state, &cluster).await?.as_deref(),
+        ),
     ))
 }

@@ -313,6 +313,12 @@ impl From<SnapshotError> for ApiError {
     fn from(e: SnapshotError) -> Self {
         match e {
             SnapshotError::Invalid(invalid) => invalid.into(),
+            SnapshotError::SourceNotAllowed { field } => ApiError::bad_request(
+                "SNAPSHOT_SOURCE_NOT_ALLOWED",
+                "The snapshot source is not allowed for this project.",
+            )
+            .with_parameters([field.clone()])
+            .with_field(field, "not a source this project may read"),
             SnapshotError::PartUrl { field, source } => {
                 Invalid::attribute(field, source.to_string()).into()
             }
@@ -340,9 +346,9 @@ impl From<SnapshotError> for ApiError {
             )
             .with_parameters([snapshot_id]),
             SnapshotError::Schedule(e) => e.into(),
-            other @ (SnapshotError::Task(_) | SnapshotError::Store(_)) => {
-                ApiError::internal(error_chain(&other))
-            }
+            other @ (SnapshotError::Task(_)
+            | SnapshotError::Store(_)
+            | SnapshotError::PartRole { .. }) => ApiError::internal(error_chain(&other)),
         }
     }
 }

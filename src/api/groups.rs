@@ -1,9 +1,10 @@
-//! Projects (Atlas "groups"): `POST /api/atlas/v2/groups`, `GET /groups/{groupId}`,
-//! `GET /groups/byName/{groupName}`.
+//! Projects (Atlas "groups"): `GET`/`POST /api/atlas/v2/groups`, `GET /groups/{groupId}`,
+//! `GET /groups/byName/{groupName}`. The list holds exactly the projects the caller has a role
+//! in (all of its organization's for an organization-level key), as Atlas's `listProjects`.
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::routing::{get, post};
+use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -15,7 +16,7 @@ use crate::store::{Project, StoreError};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api/atlas/v2/groups", post(create))
+        .route("/api/atlas/v2/groups", get(list).post(create))
         .route("/api/atlas/v2/groups/{group_id}", get(get_by_id))
         .route("/api/atlas/v2/groups/byName/{group_name}", get(get_by_name))
 }
@@ -38,6 +39,20 @@ struct CreateGroup {
     #[serde(default)]
     #[allow(dead_code)]
     project_owner_id: Option<String>,
+    // Read-only fields of Atlas's `Group` model: generated SDK models send the whole object
+    // (the Go SDK's `Group` sends these), so they are accepted and ignored.
+    #[serde(default)]
+    #[allow(dead_code)]
+    cluster_count: Option<Value>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    created: Option<Value>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    id: Option<Value>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    links: Option<Value>,
 }
 
 /// The group as Atlas shows it.
@@ -101,6 +116,24 @@ async fn create(
         ctx.query.format,
         group_json(&state, &ctx, &project).await?,
     ))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    ctx: Ctx,
+) -> Result<Reply, ApiError> {
+    let served = ctx.version(ONLY_2023)?;
+    let ids = principal.visible_group_ids();
+    let total = ids.len() as u64;
+    let mut results = Vec::new();
+    for id in &ctx.query.page.slice(ids) {
+        if let Some(project) = state.store.get_project(id).await? {
+            results.push(group_json(&state, &ctx, &project).await?);
+        }
+    }
+    let body = super::pagination::page_body(&ctx.self_url(), &ctx.query, results, total);
+    Ok(Reply::ok(served, ctx.query.format, body))
 }
 
 async fn get_by_id(

@@ -87,6 +87,14 @@ pub const OPERATIONS: &[Operation] = &[
     ),
     op!(
         "get",
+        "/api/atlas/v2/groups",
+        "listProjects",
+        ["2023-01-01"],
+        "Project Read Only",
+        "Return the projects the caller has a role in"
+    ),
+    op!(
+        "get",
         "/api/atlas/v2/groups/{groupId}",
         "getProject",
         ["2023-01-01"],
@@ -103,6 +111,14 @@ pub const OPERATIONS: &[Operation] = &[
     ),
     op!(
         "get",
+        "/api/atlas/v2/orgs",
+        "listOrganizations",
+        ["2023-01-01"],
+        "Organization Member",
+        "Return the caller's organization"
+    ),
+    op!(
+        "get",
         "/api/atlas/v2/orgs/{orgId}",
         "getOrganization",
         ["2023-01-01"],
@@ -113,7 +129,7 @@ pub const OPERATIONS: &[Operation] = &[
         "get",
         "/api/atlas/v2/groups/{groupId}/clusters",
         "listClusters",
-        ["2023-01-01"],
+        ["2023-01-01", "2023-02-01", "2024-08-05", "2024-10-23"],
         "Project Read Only",
         "Return all clusters (stateName IDLE)"
     ),
@@ -121,7 +137,7 @@ pub const OPERATIONS: &[Operation] = &[
         "get",
         "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}",
         "getCluster",
-        ["2023-01-01"],
+        ["2023-01-01", "2023-02-01", "2024-08-05", "2024-10-23"],
         "Project Read Only",
         "Return one cluster"
     ),

@@ -31,10 +31,11 @@ fn parse_bool(
     name: &str,
     default: bool,
 ) -> Result<bool, ApiError> {
+    // Atlas accepts `true`/`false` in any case (`includeCount=True` from some clients).
     match params.get(name).map(|s| s.as_str()) {
         None => Ok(default),
-        Some("true") => Ok(true),
-        Some("false") => Ok(false),
+        Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+        Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
         Some(other) => Err(bad_param(name, other, "expected true or false")),
     }
 }

@@ -34,6 +34,20 @@ pub const V2024_08: Version = Version {
     sunset: None,
 };
 
+pub const V2023_02: Version = Version {
+    date: "2023-02-01",
+    sunset: None,
+};
+pub const V2024_10: Version = Version {
+    date: "2024-10-23",
+    sunset: None,
+};
+
+/// Clusters: every version Atlas clients ask for (the Go SDK asks for 2024-08-05). snapex
+/// renders the fields all of them share; the later ones differ in replication specs, which
+/// describe hardware snapex has none of.
+pub const CLUSTERS: &[Version] = &[V2023, V2023_02, V2024_08, V2024_10];
+
 /// Operations with only the first version.
 pub const ONLY_2023: &[Version] = &[V2023];
 /// Export buckets: 2023-01-01 (retiring) and 2024-05-30.

@@ -178,6 +178,24 @@ impl Principal {
         }
     }
 
+    /// Reading the organization itself (`GET /orgs/{id}`, `GET /orgs`): every key of the
+    /// organization is a member of it, project keys included — in Atlas a project's key belongs
+    /// to its organization too — while organization routes that act (`require_org`) still need
+    /// an organization role.
+    pub fn require_org_member(&self, org_id: &str) -> Result<(), Denied> {
+        if org_id != self.org_id {
+            return Err(Denied::OrgNotFound {
+                org_id: org_id.to_string(),
+            });
+        }
+        if self.grants.is_empty() {
+            return Err(Denied::Forbidden {
+                role: Role::OrgMember,
+            });
+        }
+        Ok(())
+    }
+
     /// The projects the caller can see at all (for listings such as `GET /groups`).
     pub fn visible_group_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = self
@@ -289,11 +307,16 @@ mod tests {
             operator.require_group("p2", Role::GroupReadOnly),
             Err(group_not_found("p2"))
         );
-        // A project key has no organization role.
+        // A project key has no organization role, but is a member of its organization.
         assert_eq!(
             operator.require_org("org", Role::OrgMember),
             Err(forbidden(Role::OrgMember))
         );
+        assert!(operator.require_org_member("org").is_ok());
+        assert!(matches!(
+            operator.require_org_member("other"),
+            Err(Denied::OrgNotFound { .. })
+        ));
         assert_eq!(operator.visible_group_ids(), ["p1"]);
     }
 }

@@ -81,10 +81,21 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         ));
     }
 
+    // Imports name absolute paths (a relative one is refused: it would mean nothing to a server).
+    let snapshot_abs = std::path::absolute(&snapshot_dir).unwrap_or_else(|_| snapshot_dir.clone());
+
     // 2. The server, on the embedded default.
     let mut config = ServerConfig::for_data_dir(&data_dir);
     config.database = args.store.database.clone();
     config.listen = args.listen;
+    // The demo is single-tenant: its one project may import the sample it generated.
+    config
+        .deployment
+        .source_grants
+        .push(crate::service::sources::SourceGrant {
+            projects: crate::service::ProjectSet::All,
+            prefix: snapshot_abs.display().to_string(),
+        });
     let server = start(config)
         .await
         .with_context(|| format!("starting the server on {}", args.listen))?;
@@ -131,7 +142,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             "POST",
             &format!("/api/snapex/v1/groups/{group}/clusters/{cluster_name}/snapshots"),
             "application/json",
-            Some(json!({"parts": [{"replicaSetName": "rs0", "url": format!("file://{}", snapshot_dir.display())}],
+            Some(json!({"parts": [{"replicaSetName": "rs0", "url": format!("file://{}", snapshot_abs.display())}],
                         "description": "snapex demo snapshot"})),
         )
         .await?;
@@ -207,7 +218,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
 
     // 6. Check the export the way `snapex verify` does.
-    let bucket_dir = server_bucket_dir(&data_dir, &bucket_name);
+    let bucket_dir = server_bucket_dir(&data_dir, &project.id, &bucket_name);
     let location = crate::storage::open(
         &format!("file://{}", bucket_dir.join(&prefix).display()),
         &Default::default(),
@@ -262,8 +273,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn server_bucket_dir(data_dir: &Path, bucket_name: &str) -> PathBuf {
-    data_dir.join("buckets").join(bucket_name)
+/// A FILESYSTEM bucket's directory: `<bucket root>/<groupId>/<bucketName>`.
+fn server_bucket_dir(data_dir: &Path, group_id: &str, bucket_name: &str) -> PathBuf {
+    data_dir.join("buckets").join(group_id).join(bucket_name)
 }
 
 fn string(value: &Value, field: &str) -> anyhow::Result<String> {

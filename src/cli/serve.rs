@@ -37,8 +37,8 @@ pub struct ServeArgs {
     pub bucket_root: Option<PathBuf>,
     /// TOML configuration file (keys: listen, bucket_root, database, node_id,
     /// max_concurrent_replica_sets, lease_seconds, store_retry_seconds,
-    /// retention_interval_seconds, log_format,
-    /// allow_environment_credentials, allow_insecure_endpoints).
+    /// retention_interval_seconds, log_format, allow_environment_credentials,
+    /// allow_insecure_endpoints, source_roots, source_grants).
     #[arg(long, env = "SNAPEX_CONFIG")]
     pub config: Option<PathBuf>,
     /// This node's name in job leases [default: the host name]. Must be unique per node and
@@ -68,6 +68,14 @@ pub struct ServeArgs {
     /// Accept plain `http://` endpoints in access roles (object-store emulators) [default: false].
     #[arg(long, env = "SNAPEX_ALLOW_INSECURE_ENDPOINTS")]
     pub allow_insecure_endpoints: bool,
+    /// A directory under which every project may import snapshots from `DIR/<groupId>/`
+    /// (repeatable) [default: none: local imports are refused].
+    #[arg(long = "source-root", value_name = "DIR")]
+    pub source_roots: Vec<PathBuf>,
+    /// Grant a project (`*`: every project) a local directory or a storage URL prefix to
+    /// import from, read with this server's credentials: `PROJECT=PATH_OR_URL` (repeatable).
+    #[arg(long = "source-grant", value_name = "PROJECT=PATH_OR_URL")]
+    pub source_grants: Vec<String>,
 }
 
 /// The `--config` file.
@@ -85,6 +93,10 @@ struct FileConfig {
     log_format: Option<String>,
     allow_environment_credentials: Option<String>,
     allow_insecure_endpoints: Option<bool>,
+    #[serde(default)]
+    source_roots: Vec<PathBuf>,
+    #[serde(default)]
+    source_grants: Vec<String>,
 }
 
 /// Everything a server needs, resolved: where its data is, where it listens, and the
@@ -167,6 +179,23 @@ impl ServerConfig {
         }
         d.allow_insecure_endpoints =
             args.allow_insecure_endpoints || file.allow_insecure_endpoints.unwrap_or(false);
+        d.source_roots = if args.source_roots.is_empty() {
+            file.source_roots
+        } else {
+            args.source_roots.clone()
+        };
+        let grants = if args.source_grants.is_empty() {
+            file.source_grants
+        } else {
+            args.source_grants.clone()
+        };
+        for grant in grants {
+            let parsed =
+                crate::service::sources::SourceGrant::parse(&grant).with_context(|| {
+                    format!("invalid source grant {grant:?}: expected PROJECT=PATH_OR_URL")
+                })?;
+            d.source_grants.push(parsed);
+        }
         if let Some(v) = args.log_format.clone().or(file.log_format) {
             anyhow::ensure!(
                 v == "text" || v == "json",
@@ -213,6 +242,22 @@ impl ServerConfig {
             (
                 "allow_insecure_endpoints".into(),
                 d.allow_insecure_endpoints.to_string(),
+            ),
+            (
+                "source_roots".into(),
+                d.source_roots
+                    .iter()
+                    .map(|r| r.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            (
+                "source_grants".into(),
+                d.source_grants
+                    .iter()
+                    .map(|g| g.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             ),
         ]
     }
@@ -272,6 +317,10 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         .await
         .context("the secret key is not this deployment's")?;
     let mut deployment_config = config.deployment.clone();
+    // Imports never reach into the server's own files, whatever root an operator grants.
+    deployment_config
+        .protected_dirs
+        .push(config.data_dir.clone());
     std::fs::create_dir_all(&deployment_config.bucket_root).with_context(|| {
         format!(
             "cannot create bucket root {}",
@@ -284,6 +333,9 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     let node_id = deployment_config.node_id.clone();
     let retention_interval = deployment_config.retention_interval;
     let deployment = Deployment::new(store.clone(), secrets, deployment_config);
+    crate::service::buckets::migrate_filesystem_layout(&deployment)
+        .await
+        .context("cannot move FILESYSTEM buckets to their projects' directories")?;
     let state = AppState::for_deployment(deployment.clone(), auth.clone());
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -391,6 +443,8 @@ mod tests {
             log_format: None,
             allow_environment_credentials: None,
             allow_insecure_endpoints: false,
+            source_roots: Vec::new(),
+            source_grants: Vec::new(),
         }
     }
 

@@ -43,7 +43,6 @@ use crate::export::{CompleteInfo, CompletionGate, ExportError, ExportTarget, Pro
 use crate::service::Deployment;
 use crate::service::buckets::{self, LocationError};
 use crate::snapshot::{SnapshotSource, SourceError};
-use crate::storage::StorageError;
 use crate::store::{ClaimedJob, ExportJob, JobState, StateReason, Store, StoreError};
 
 /// A node's job runner: the deployment it works for (store, configuration, counters).
@@ -303,12 +302,9 @@ impl Runner {
                 .map(|l| (l.key.clone(), l.value.clone()))
                 .collect(),
         };
-        let parts: Vec<(String, String)> = snapshot
-            .parts
-            .iter()
-            .map(|p| (p.replica_set_name.clone(), p.url.clone()))
-            .collect();
-        let storage = self.deployment.config.storage.clone();
+        let parts = snapshot.parts.clone();
+        let deployment = self.deployment.clone();
+        let group_id = job.group_id.clone();
         let options = self.deployment.config.export.clone();
         let handle = tokio::runtime::Handle::current();
         let gate = LeaseGate {
@@ -324,7 +320,7 @@ impl Runner {
                 let opened = futures::future::join_all(
                     parts
                         .into_iter()
-                        .map(|(rs, url)| open_part(rs, url, &storage)),
+                        .map(|part| open_part(&deployment, &group_id, part)),
                 )
                 .await;
                 let sources = opened.into_iter().collect::<Result<Vec<_>, _>>()?;
@@ -360,17 +356,23 @@ impl Runner {
     }
 }
 
-/// Opens one snapshot part for reading.
+/// Opens one snapshot part for reading, through the same confinement as its import (a grant
+/// the operator withdrew since holds).
 async fn open_part(
-    replica_set: String,
-    url: String,
-    storage: &crate::storage::StorageOptions,
+    deployment: &Deployment,
+    group_id: &str,
+    part: crate::store::SnapshotPart,
 ) -> Result<(String, Arc<SnapshotSource>), JobFailure> {
-    let location = crate::storage::open(&url, storage).map_err(|source| JobFailure::PartUrl {
-        replica_set: replica_set.clone(),
-        url: url.clone(),
-        source,
-    })?;
+    let replica_set = part.replica_set_name;
+    let url = part.url;
+    let location =
+        crate::service::sources::open_part(deployment, group_id, &url, part.role_id.as_deref())
+            .await
+            .map_err(|source| JobFailure::PartUrl {
+                replica_set: replica_set.clone(),
+                url: url.clone(),
+                source,
+            })?;
     let source =
         SnapshotSource::open(location)
             .await
@@ -417,7 +419,7 @@ enum JobFailure {
         replica_set: String,
         url: String,
         #[source]
-        source: StorageError,
+        source: crate::service::sources::PartError,
     },
     #[error("replica set {replica_set}: cannot read snapshot part")]
     PartUnreadable {

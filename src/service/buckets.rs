@@ -92,6 +92,54 @@ pub fn valid_filesystem_bucket_name(name: &str) -> bool {
 /// export's budget (`store_retry_seconds`).
 pub const CHECK_RETRY_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// The directory of a `FILESYSTEM` bucket: `<bucket root>/<groupId>/<bucketName>`, so no two
+/// projects can share one, whatever names they choose.
+pub fn filesystem_dir(bucket_root: &std::path::Path, bucket: &ExportBucket) -> std::path::PathBuf {
+    bucket_root.join(&bucket.group_id).join(&bucket.bucket_name)
+}
+
+/// Moves the `FILESYSTEM` buckets of the layout before issue 9 (`<bucket root>/<bucketName>`,
+/// shared by every project that chose the name) to `<bucket root>/<groupId>/<bucketName>`.
+/// A directory that several projects' buckets named goes to the oldest bucket; the others
+/// start empty, and a warning says so (their earlier exports stay with the oldest bucket's
+/// project, which is where they were visible already). Runs at every start; a bucket already
+/// in its place is left alone. Returns how many directories moved.
+pub async fn migrate_filesystem_layout(deployment: &Deployment) -> Result<usize, BucketError> {
+    let root = &deployment.config.bucket_root;
+    let mut moved = 0;
+    let mut claimed: std::collections::HashSet<String> = std::collections::HashSet::new();
+    for bucket in deployment.store.list_filesystem_buckets().await? {
+        let old = root.join(&bucket.bucket_name);
+        let new = filesystem_dir(root, &bucket);
+        let first_claim = claimed.insert(bucket.bucket_name.clone());
+        // An old bucket named like a project id cannot be told from a project's directory of
+        // the new layout: it is left where it is.
+        if new.exists() || !old.is_dir() || crate::store::is_object_id(&bucket.bucket_name) {
+            continue;
+        }
+        if !first_claim {
+            tracing::warn!(bucket_id = %bucket.id, group_id = %bucket.group_id, name = %bucket.bucket_name, "FILESYSTEM bucket shared its directory with an older bucket of another project; it starts empty in its own directory");
+            continue;
+        }
+        if let Some(parent) = new.parent()
+            && let Err(e) = std::fs::create_dir_all(parent)
+        {
+            tracing::warn!(error = %e, dir = %parent.display(), "cannot create a project's bucket directory");
+            continue;
+        }
+        match std::fs::rename(&old, &new) {
+            Ok(()) => {
+                moved += 1;
+                tracing::info!(bucket_id = %bucket.id, from = %old.display(), to = %new.display(), "FILESYSTEM bucket moved to its project's directory");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, from = %old.display(), "cannot move a FILESYSTEM bucket to its project's directory")
+            }
+        }
+    }
+    Ok(moved)
+}
+
 /// Where a bucket's objects go, with its role's credentials.
 pub async fn location(
     deployment: &Deployment,
@@ -114,7 +162,7 @@ async fn location_with_budget(
                     name: bucket.bucket_name.clone(),
                 });
             }
-            let dir = config.bucket_root.join(&bucket.bucket_name);
+            let dir = filesystem_dir(&config.bucket_root, bucket);
             return Ok(crate::storage::open_for_write(
                 &dir.display().to_string(),
                 &config.storage,

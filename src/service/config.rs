@@ -98,6 +98,13 @@ pub struct DeploymentConfig {
     pub environment_credentials: ProjectSet,
     /// Accept `http://` endpoints in access roles (emulators); `https://` only otherwise.
     pub allow_insecure_endpoints: bool,
+    /// Every project may import from `<root>/<groupId>/` of each of these.
+    pub source_roots: Vec<PathBuf>,
+    /// Local directories and storage URL prefixes granted to some projects.
+    pub source_grants: Vec<super::sources::SourceGrant>,
+    /// Directories no source root reaches into (the data directory); the bucket root is
+    /// always one.
+    pub protected_dirs: Vec<PathBuf>,
 }
 
 impl DeploymentConfig {
@@ -119,6 +126,9 @@ impl DeploymentConfig {
             today_override: None,
             environment_credentials: ProjectSet::None,
             allow_insecure_endpoints: false,
+            source_roots: Vec::new(),
+            source_grants: Vec::new(),
+            protected_dirs: Vec::new(),
         }
     }
 }

@@ -9,6 +9,7 @@
 //! - [`export_jobs`]: create (validation, the prefix with `useOrgAndGroupNamesInExportPrefix`,
 //!   one active job per snapshot, the prefix-taken retry), cancel, the auto-export decision;
 //! - [`snapshots`]: import (one readable part per replica set), retention, deletion guards;
+//! - [`sources`]: where a project's snapshots may come from (roots, grants, its own roles);
 //! - [`schedules`]: the typed backup schedule, its validation and what it drives (retention of
 //!   scheduled snapshots, auto-export, names in the export prefix).
 //!
@@ -17,7 +18,7 @@
 //! share [`Invalid`], so every front end names the offending field the same way.
 //!
 //! Layering: `service` sits on the engine (`store`, `storage`, `snapshot`, `export`, `auth`'s
-//! secrets) and below the front ends; it never names an axum type, `api` or `cli`.
+//! secrets) and below the front ends; it never names an HTTP type or a front-end module.
 
 pub mod access_roles;
 pub mod buckets;
@@ -25,6 +26,7 @@ pub mod config;
 pub mod export_jobs;
 pub mod schedules;
 pub mod snapshots;
+pub mod sources;
 
 use std::sync::Arc;
 

@@ -21,6 +21,16 @@ pub const MAX_RETENTION_DAYS: i64 = 36_500;
 pub enum SnapshotError {
     #[error(transparent)]
     Invalid(#[from] Invalid),
+    /// A part the project may not read; deliberately without detail (see `service::sources`).
+    #[error("the snapshot source of {field} is not allowed for this project")]
+    SourceNotAllowed { field: String },
+    /// A part's access role cannot be used.
+    #[error("the access role of {field} cannot be used")]
+    PartRole {
+        field: String,
+        #[source]
+        source: super::access_roles::AccessRoleError,
+    },
     /// A part's URL names no store snapex can open.
     #[error("invalid attribute {field}")]
     PartUrl {
@@ -58,6 +68,8 @@ pub enum SnapshotError {
 pub struct PartRequest {
     pub replica_set_name: String,
     pub url: String,
+    /// The project's access role to read a remote part with.
+    pub role_id: Option<String>,
 }
 
 /// An import as a front end asks for it (the body of the import extension).
@@ -116,7 +128,7 @@ pub async fn import(
         .retention_in_days
         .map(|d| retention_in_days("retentionInDays", i64::from(d)))
         .transpose()?;
-    let (parts, taken_at) = read_parts(deployment, request.parts).await?;
+    let (parts, taken_at) = read_parts(deployment, &cluster.group_id, request.parts).await?;
     let created_at = request
         .created_at
         .or(taken_at)
@@ -205,26 +217,21 @@ fn check_parts(cluster: &Cluster, parts: &[PartRequest]) -> Result<(), Invalid> 
 /// Opens every part to check it is readable and to read its size, mongod version and time.
 async fn read_parts(
     deployment: &Deployment,
+    group_id: &str,
     requested: Vec<PartRequest>,
 ) -> Result<(Vec<SnapshotPart>, Option<DateTime<Utc>>), SnapshotError> {
     let mut parts = Vec::new();
     let mut taken_at = None;
-    for (
-        i,
-        PartRequest {
+    for (i, part) in requested.into_iter().enumerate() {
+        let PartRequest {
             replica_set_name,
             url,
-        },
-    ) in requested.into_iter().enumerate()
-    {
+            role_id,
+        } = part;
         let field = format!("parts[{i}].url");
-        let location =
-            crate::storage::open(&url, &deployment.config.storage).map_err(|source| {
-                SnapshotError::PartUrl {
-                    field: field.clone(),
-                    source,
-                }
-            })?;
+        let location = super::sources::open_part(deployment, group_id, &url, role_id.as_deref())
+            .await
+            .map_err(|e| part_error(&field, e))?;
         // Opening a source reads and parses its metadata: CPU and blocking I/O, so it runs on
         // a blocking thread of its own.
         let handle = tokio::runtime::Handle::current();
@@ -245,11 +252,23 @@ async fn read_parts(
         parts.push(SnapshotPart {
             replica_set_name,
             url,
+            role_id,
             storage_size_bytes: info.total_bytes,
             mongod_version: info.mongod_version,
         });
     }
     Ok((parts, taken_at))
+}
+
+fn part_error(field: &str, e: super::sources::PartError) -> SnapshotError {
+    use super::sources::PartError;
+    let field = field.to_string();
+    match e {
+        PartError::Refused(_) => SnapshotError::SourceNotAllowed { field },
+        PartError::Storage(source) => SnapshotError::PartUrl { field, source },
+        PartError::Role(source) => SnapshotError::PartRole { field, source },
+        PartError::Store(e) => SnapshotError::Store(e),
+    }
 }
 
 /// The snapshot `snapshot_id` of the cluster.

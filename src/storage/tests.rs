@@ -1,5 +1,5 @@
 //! Unit tests of URL parsing and `Location` helpers. The shared store suite that talks to
-//! every backend is `tests/storage_backends.rs`.
+//! every backend is `tests/export/storage_backends.rs`.
 
 use super::*;
 use object_store::ObjectStoreExt;

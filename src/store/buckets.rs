@@ -122,6 +122,17 @@ impl Store {
         Ok((buckets, u64::try_from(total).unwrap_or(0)))
     }
 
+    /// Every `FILESYSTEM` bucket of the deployment, oldest first (for the layout migration).
+    pub async fn list_filesystem_buckets(&self) -> Result<Vec<ExportBucket>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM export_buckets WHERE cloud_provider = 'FILESYSTEM' \
+             ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(bucket_from_row).collect()
+    }
+
     /// Replaces the mutable settings (`requirePrivateNetworking`).
     pub async fn update_export_bucket(
         &self,

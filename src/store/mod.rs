@@ -6,10 +6,12 @@
 //! text on both: parameters are `$1, $2, …` (sqlx's SQLite driver binds `$N` to argument N),
 //! timestamps are `BIGINT` milliseconds since the epoch and flags are `BIGINT` 0/1. The
 //! alternative — one typed pool per engine and every query written twice — was rejected: it
-//! doubles the code the shared test suite (`tests/store_suite.rs`) has to keep honest.
+//! doubles the code the shared test suite (`tests/jobs/store_suite.rs`) has to keep honest.
 //!
 //! Migrations are versioned per engine (`migrations/sqlite`, `migrations/postgres`) and embedded
-//! in the binary; `0001_core.sql` is this module's, `0002_auth.sql` belongs to `src/auth`.
+//! in the binary; `0001_core.sql` holds the domain's tables, `0002_auth.sql` the credentials
+//! that `credentials.rs` reads and writes for `src/auth` (its comment still says it is owned
+//! by `src/auth`: sqlx checksums migrations, so an applied file is never edited).
 //!
 //! SQLite runs in WAL mode with a busy timeout, so the administrative CLI can write while
 //! `snapex serve` runs on the same file.
@@ -260,8 +262,8 @@ impl Store {
         self.kind
     }
 
-    /// The pool, for modules that keep their own tables (`src/auth`). Queries must be written
-    /// for both engines (see the module docs).
+    /// The raw pool, for tests that inspect what is stored (that secrets are sealed, say).
+    /// Queries must be written for both engines (see the module docs).
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
@@ -367,5 +369,12 @@ impl Page {
     }
     fn offset(&self) -> i64 {
         i64::from(self.page_num.saturating_sub(1)) * i64::from(self.items_per_page)
+    }
+
+    /// This page's slice of `items` (for lists assembled outside the database).
+    pub fn slice<T>(&self, items: Vec<T>) -> Vec<T> {
+        let skip = usize::try_from(self.offset()).unwrap_or(usize::MAX);
+        let take = usize::try_from(self.limit()).unwrap_or(0);
+        items.into_iter().skip(skip).take(take).collect()
     }
 }

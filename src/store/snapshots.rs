@@ -17,6 +17,10 @@ use super::{
 pub struct SnapshotPart {
     pub replica_set_name: String,
     pub url: String,
+    /// The project's access role the part is read with (remote parts); `None`: the grant or
+    /// root that allows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_id: Option<String>,
     pub storage_size_bytes: u64,
     pub mongod_version: Option<String>,
 }

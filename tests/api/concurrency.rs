@@ -87,7 +87,9 @@ impl Outcome {
     }
 }
 
-/// One HTTP client with its bearer token.
+/// One HTTP client with its bearer token. Not `support::atlas::AtlasClient`, which panics on
+/// the first unexpected answer: under load every failure is counted and classified instead, so
+/// that the report shows all of them.
 struct Client {
     http: reqwest::Client,
     token: String,

@@ -7,5 +7,7 @@ mod support;
 mod auth;
 mod concurrency;
 mod schedule_retention;
+mod sdk_parity;
 mod server;
 mod trust_credentials;
+mod trust_sources;

@@ -596,6 +596,7 @@ async fn names_replace_ids_in_the_export_prefix_when_the_schedule_says_so() {
     assert_eq!(done["state"], "Successful", "{done}");
     assert!(
         app.bucket_root
+            .join(&app.group_id)
             .join("names")
             .join(&prefix)
             .join(".complete")
@@ -631,6 +632,7 @@ async fn names_replace_ids_in_the_export_prefix_when_the_schedule_says_so() {
     assert_eq!(done["state"], "Successful", "{done}");
     assert!(
         app.bucket_root
+            .join(&app.group_id)
             .join("names")
             .join(&prefix)
             .join(".complete")

@@ -137,6 +137,7 @@ async fn whole_flow(app: TestApp) {
     validate(&bucket, "DiskBackupSnapshotExportBucketResponse", "bucket");
     assert!(
         app.bucket_root
+            .join(&app.group_id)
             .join("exports/exported_snapshots/.permissioncheck")
             .is_file()
     );
@@ -198,6 +199,7 @@ async fn whole_flow(app: TestApp) {
     );
     assert!(
         app.bucket_root
+            .join(&app.group_id)
             .join("exports")
             .join(&prefix)
             .join(".complete")
@@ -578,7 +580,7 @@ async fn a_restarted_node_fails_its_interrupted_job_and_runs_the_queue() {
             )
             .await
             .unwrap();
-        std::fs::create_dir_all(dir.path().join("buckets/b")).unwrap();
+        std::fs::create_dir_all(dir.path().join("buckets").join(&p.id).join("b")).unwrap();
         let bucket = store
             .create_export_bucket(
                 &p.id,
@@ -609,6 +611,7 @@ async fn a_restarted_node_fails_its_interrupted_job_and_runs_the_queue() {
                         parts: vec![SnapshotPart {
                             replica_set_name: "rs0".into(),
                             url: fixture_dump(),
+                            role_id: None,
                             storage_size_bytes: 1,
                             mongod_version: None,
                         }],
@@ -670,6 +673,7 @@ async fn a_restarted_node_fails_its_interrupted_job_and_runs_the_queue() {
     );
     assert!(
         !app.bucket_root
+            .join(&app.group_id)
             .join("b")
             .join(&prefix)
             .join(".complete")
@@ -1126,6 +1130,7 @@ async fn a_sharded_cluster_exports_every_shard_under_one_prefix() {
     assert_eq!(done["state"], "Successful", "{done}");
     let prefix = app
         .bucket_root
+        .join(&app.group_id)
         .join("sharded")
         .join(done["prefix"].as_str().unwrap());
     assert!(prefix.join(".complete").is_file());

@@ -84,6 +84,7 @@ async fn killed_at(phase: &str, dump_size: &str) -> (Value, std::path::PathBuf, 
     let id = job["id"].as_str().unwrap().to_string();
     let prefix = node
         .bucket_root
+        .join(&d.group_id)
         .join("crash")
         .join(job["prefix"].as_str().unwrap());
     wait_for_pause(&node, phase).await;

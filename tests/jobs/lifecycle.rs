@@ -90,6 +90,7 @@ async fn seven_jobs_never_export_more_than_five_replica_sets_at_once() {
         assert_eq!(done["state"], "Successful", "{done}");
         let prefix = node
             .bucket_root
+            .join(&d.group_id)
             .join("seven")
             .join(done["prefix"].as_str().unwrap());
         assert!(prefix.join(".complete").is_file(), "{}", prefix.display());
@@ -122,6 +123,7 @@ async fn a_killed_server_fails_the_running_job_as_interrupted_and_runs_the_queue
     let first = api.job("c1", &jobs[0]).await;
     let prefix = node
         .bucket_root
+        .join(&d.group_id)
         .join("crash")
         .join(first["prefix"].as_str().unwrap());
     // Mid-export: the job is running and has written a collection's file.
@@ -163,6 +165,7 @@ async fn a_killed_server_fails_the_running_job_as_interrupted_and_runs_the_queue
         assert_eq!(done["state"], "Successful", "{done}");
         let p = node
             .bucket_root
+            .join(&d.group_id)
             .join("crash")
             .join(done["prefix"].as_str().unwrap());
         assert!(p.join(".complete").is_file());
@@ -215,6 +218,7 @@ async fn a_monthly_policy_auto_exports_a_monthly_snapshot_and_not_a_daily_one() 
     assert_eq!(done["state"], "Successful", "{done}");
     assert!(
         node.bucket_root
+            .join(&d.group_id)
             .join("auto")
             .join(done["prefix"].as_str().unwrap())
             .join(".complete")
@@ -415,6 +419,7 @@ async fn a_store_failing_mid_export_fails_the_job_once_with_the_object_and_the_e
     let id = job["id"].as_str().unwrap().to_string();
     let prefix = node
         .bucket_root
+        .join(&d.group_id)
         .join("failing")
         .join(job["prefix"].as_str().unwrap());
     wait_until("the first collection file", LIMIT, || {

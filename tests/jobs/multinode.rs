@@ -152,7 +152,7 @@ async fn three_nodes_one_killed(enforce_limit: bool) {
             job["prefix"].as_str().unwrap().to_string(),
         ));
     }
-    let root: PathBuf = nodes[0].bucket_root.join("shared");
+    let root: PathBuf = nodes[0].bucket_root.join(&d.group_id).join("shared");
     // The jobs `node` started (its log) that are writing: files in the prefix, no `.complete`.
     let in_progress_on = |node: &Node| -> Vec<String> {
         let log = node.log();

@@ -111,6 +111,7 @@ async fn snapshot(store: &Store, c: &snapex::store::Cluster) -> snapex::store::S
                     .map(|rs| SnapshotPart {
                         replica_set_name: rs.clone(),
                         url: format!("file:///tmp/{rs}"),
+                        role_id: None,
                         storage_size_bytes: 10,
                         mongod_version: Some("8.0.4".into()),
                     })

@@ -144,7 +144,27 @@ impl TestDeployment {
         config.deployment.node_id = format!("test-{}", snapex::store::new_id());
         // The object stores of the tests are emulators on loopback.
         config.deployment.allow_insecure_endpoints = true;
+        config.deployment.source_grants = self
+            .source_grants()
+            .iter()
+            .filter_map(|g| snapex::service::sources::SourceGrant::parse(g))
+            .collect();
         config
+    }
+
+    /// What the test deployments grant every project to import from: the shared fixtures, the
+    /// temporary directories tests write dumps to, and the deployment's own directory.
+    pub fn source_grants(&self) -> Vec<String> {
+        [
+            super::shared_data(),
+            std::env::temp_dir(),
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")),
+            self.data_dir().to_path_buf(),
+        ]
+        .iter()
+        .filter_map(|p| p.canonicalize().ok())
+        .map(|p| format!("*={}", p.display()))
+        .collect()
     }
 
     /// Starts an in-process node with [`TestDeployment::server_config`] as `configure` leaves
@@ -196,6 +216,11 @@ impl TestDeployment {
             .args(["--listen", "127.0.0.1:0", "--node-id", node_id])
             // The object stores of the tests are emulators on loopback.
             .arg("--allow-insecure-endpoints")
+            .args(
+                self.source_grants()
+                    .iter()
+                    .flat_map(|g| ["--source-grant".to_string(), g.clone()]),
+            )
             .arg("--bucket-root")
             .arg(&root)
             .args(extra)

@@ -292,7 +292,8 @@ pub fn shared_data() -> PathBuf {
         return PathBuf::from(dir);
     }
     let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    if beside.exists() {
+    // Canonical: imports refuse paths with `..` segments.
+    if let Ok(beside) = beside.canonicalize() {
         return beside;
     }
     PathBuf::from("/work/shared/data")

@@ -10,6 +10,7 @@
 //! - [`auth`]: API keys and service accounts, Digest and OAuth verification, roles, secrets at rest;
 //! - [`metrics`]: the process's counters in the Prometheus text format;
 //! - [`owner_only`]: the data directory, database files and `secret.key` kept owner-only;
+//! - [`pause`]: test-only pause points (`SNAPEX_TEST_PAUSE_AT`) for the crash tests;
 //! - [`service`]: the product's rules, once, as typed functions (buckets, access roles, export
 //!   jobs, snapshots, schedules) and the deployment's configuration;
 //! - [`jobs`]: the export job engine (admission, leases, cancellation), on the service layer;
@@ -30,6 +31,7 @@ pub mod extjson;
 pub mod jobs;
 pub mod metrics;
 pub mod owner_only;
+pub mod pause;
 pub mod service;
 pub mod snapshot;
 pub mod storage;

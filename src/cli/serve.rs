@@ -39,10 +39,10 @@ pub struct ServeArgs {
     #[arg(long, env = "SNAPEX_BUCKET_ROOT")]
     pub bucket_root: Option<PathBuf>,
     /// TOML configuration file (keys: listen, public_url, bucket_root, database, node_id,
-    /// max_concurrent_replica_sets, lease_seconds, retention_interval_seconds, log_format,
-    /// max_body_bytes, rate_limit_per_second, rate_limit_burst, header_read_timeout_seconds,
-    /// idle_timeout_seconds, allow_environment_credentials, allow_insecure_endpoints,
-    /// source_roots, source_grants).
+    /// max_concurrent_replica_sets, lease_seconds, store_retry_seconds,
+    /// retention_interval_seconds, log_format, max_body_bytes, rate_limit_per_second,
+    /// rate_limit_burst, header_read_timeout_seconds, idle_timeout_seconds,
+    /// allow_environment_credentials, allow_insecure_endpoints, source_roots, source_grants).
     #[arg(long, env = "SNAPEX_CONFIG")]
     pub config: Option<PathBuf>,
     /// This node's name in job leases [default: the host name]. Must be unique per node and
@@ -55,6 +55,10 @@ pub struct ServeArgs {
     /// Seconds a job lease lasts without a heartbeat [default: 30].
     #[arg(long, env = "SNAPEX_LEASE_SECONDS")]
     pub lease_seconds: Option<u64>,
+    /// Seconds one object-store request keeps being retried through transient errors
+    /// (connection refused or reset, 5xx, throttling) before the export fails [default: 120].
+    #[arg(long, env = "SNAPEX_STORE_RETRY_SECONDS")]
+    pub store_retry_seconds: Option<u64>,
     /// Seconds between sweeps that delete expired snapshot records [default: 60].
     #[arg(long, env = "SNAPEX_RETENTION_INTERVAL_SECONDS")]
     pub retention_interval_seconds: Option<u64>,
@@ -111,6 +115,7 @@ struct FileConfig {
     node_id: Option<String>,
     max_concurrent_replica_sets: Option<u64>,
     lease_seconds: Option<u64>,
+    store_retry_seconds: Option<u64>,
     retention_interval_seconds: Option<u64>,
     log_format: Option<String>,
     allow_environment_credentials: Option<String>,
@@ -189,6 +194,10 @@ impl ServerConfig {
         if let Some(v) = args.lease_seconds.or(file.lease_seconds) {
             anyhow::ensure!(v >= 2, "lease_seconds must be at least 2");
             d.lease = Duration::from_secs(v);
+        }
+        if let Some(v) = args.store_retry_seconds.or(file.store_retry_seconds) {
+            anyhow::ensure!(v >= 1, "store_retry_seconds must be at least 1");
+            d.storage.retry_timeout = Some(Duration::from_secs(v));
         }
         if let Some(v) = args
             .retention_interval_seconds
@@ -294,6 +303,10 @@ impl ServerConfig {
                 d.max_concurrent_replica_sets.to_string(),
             ),
             ("lease_seconds".into(), d.lease.as_secs().to_string()),
+            (
+                "store_retry_seconds".into(),
+                d.storage.retry_budget().as_secs().to_string(),
+            ),
             (
                 "retention_interval_seconds".into(),
                 d.retention_interval.as_secs().to_string(),
@@ -555,6 +568,7 @@ mod tests {
             node_id: None,
             max_concurrent_replica_sets: None,
             lease_seconds: None,
+            store_retry_seconds: None,
             retention_interval_seconds: None,
             log_format: None,
             allow_environment_credentials: None,
@@ -577,6 +591,10 @@ mod tests {
         assert_eq!(c.deployment.bucket_root, PathBuf::from("/d/buckets"));
         assert_eq!(c.deployment.max_concurrent_replica_sets, 5);
         assert_eq!(c.deployment.retention_interval, Duration::from_secs(60));
+        assert_eq!(
+            c.deployment.storage.retry_budget(),
+            crate::storage::DEFAULT_RETRY_BUDGET
+        );
         assert!(c.database.is_none());
         assert_eq!(c.edge, EdgeConfig::default());
         assert_eq!(c.public_url(), "http://127.0.0.1:8080");
@@ -609,7 +627,7 @@ mod tests {
         let file = dir.path().join("snapex.toml");
         std::fs::write(
             &file,
-            "listen = \"127.0.0.1:9999\"\nmax_concurrent_replica_sets = 3\nnode_id = \"from-file\"\nretention_interval_seconds = 5\n",
+            "listen = \"127.0.0.1:9999\"\nmax_concurrent_replica_sets = 3\nnode_id = \"from-file\"\nretention_interval_seconds = 5\nstore_retry_seconds = 7\n",
         )
         .unwrap();
         let mut a = args(dir.path(), Some(file.clone()));
@@ -619,6 +637,7 @@ mod tests {
         assert_eq!(c.deployment.max_concurrent_replica_sets, 3);
         assert_eq!(c.deployment.node_id, "from-flag");
         assert_eq!(c.deployment.retention_interval, Duration::from_secs(5));
+        assert_eq!(c.deployment.storage.retry_budget(), Duration::from_secs(7));
         assert!(
             c.describe()
                 .iter()

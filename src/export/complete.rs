@@ -66,6 +66,7 @@ pub(super) async fn finish(
     });
     let base = base_path(&target.bucket.prefix, &target.prefix);
     put_json(target, &base, MANIFEST_FILE, &manifest).await?;
+    crate::pause::at(crate::pause::Phase::AfterManifest).await;
 
     let pairs = |items: &[(String, String)]| {
         items
@@ -89,6 +90,7 @@ pub(super) async fn finish(
         "customData": pairs(&info.custom_data),
     });
     put_json(target, &base, COMPLETE_FILE, &complete).await?;
+    crate::pause::at(crate::pause::Phase::AfterComplete).await;
     Ok(ExportSummary {
         prefix: target.prefix.clone(),
         replica_sets: summaries.to_vec(),

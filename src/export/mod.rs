@@ -17,6 +17,7 @@ use crate::storage::Location;
 
 mod complete;
 pub mod gzip;
+pub mod leftovers;
 mod replica_set;
 mod upload;
 pub mod verify;
@@ -291,6 +292,10 @@ pub async fn run_export_gated(
     if let Some(error) = first_error {
         return Err(error);
     }
+    // Every object is finished: an upload still open under the prefix is one nobody uses (a
+    // retried CreateMultipartUpload whose first attempt succeeded late).
+    leftovers::clean(&target.bucket.child(&target.prefix)).await;
+    crate::pause::at(crate::pause::Phase::AfterData).await;
     gate.may_complete()
         .await
         .map_err(ExportError::NotCompleted)?;

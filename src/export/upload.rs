@@ -57,6 +57,8 @@ fn stopped() -> object_store::Error {
 struct Multipart {
     upload: Box<dyn MultipartUpload>,
     parts: JoinSet<Result<(), object_store::Error>>,
+    /// Whether the test-only pause point of the first part was passed.
+    paused: bool,
 }
 
 pub struct Upload {
@@ -100,6 +102,7 @@ impl Upload {
             self.multipart = Some(Multipart {
                 upload,
                 parts: JoinSet::new(),
+                paused: false,
             });
         }
         let Some(multipart) = self.multipart.as_mut() else {
@@ -113,6 +116,15 @@ impl Upload {
             .upload
             .put_part(PutPayload::from(Bytes::from(part)));
         multipart.parts.spawn(upload);
+        if !multipart.paused {
+            multipart.paused = true;
+            if crate::pause::armed(crate::pause::Phase::WritingData) {
+                // Test-only (see `crate::pause`): the first part is in the store, the object
+                // unfinished.
+                wait_for_one(handle, &self.stop, &mut multipart.parts)?;
+                crate::pause::blocking_at(crate::pause::Phase::WritingData);
+            }
+        }
         Ok(())
     }
 

@@ -6,9 +6,13 @@
 //!   `max_concurrent_replica_sets` replica sets export across the deployment, leasing all its
 //!   parts to this node (a sharded job's shards start together);
 //! - leases: while a job runs, a heartbeat extends its lease and publishes progress; a node
-//!   that stops heartbeating has its jobs failed as interrupted by whichever node notices first
-//!   ([`Store::fail_interrupted_jobs`] runs on every poll), and a node that restarts under the
-//!   same id fails its own leftovers at once;
+//!   that stops heartbeating has its jobs recovered by whichever node notices first (a sweep
+//!   runs on every poll), and a node that restarts under the same id recovers its own
+//!   leftovers at once;
+//! - recovery ([`recovery`]), one rule: an interrupted job whose prefix holds a `.complete`
+//!   over a manifest that verifies ends `Successful`, any other ends `Failed` as interrupted
+//!   — never `Failed` beside a valid `.complete`, never `Successful` without one (the why, and
+//!   each crash point, are in that module's docs);
 //! - cancellation: a per-job [`CancellationToken`], fired by a cancel request (seen at the next
 //!   heartbeat), by a lost lease, or by shutdown (the job then ends `Failed` as interrupted);
 //! - no retry: a failed job stays failed and its partial files stay.
@@ -23,10 +27,12 @@
 // built at most once per job, so boxing it would buy nothing.
 #![allow(clippy::result_large_err)]
 
+mod heartbeat;
+mod recovery;
 pub mod retention;
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -64,29 +70,28 @@ impl Runner {
 
     /// Runs until `shutdown` fires; running jobs are then stopped and failed as interrupted.
     pub async fn run(self, shutdown: CancellationToken) {
-        match self
-            .store()
-            .fail_interrupted_jobs(crate::store::now(), Some(self.node_id()))
-            .await
-        {
-            Ok(jobs) => {
-                for job in jobs {
-                    tracing::warn!(job_id = %job.id, node = ?job.lease_owner, "export job was interrupted; marked failed");
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "cannot recover interrupted jobs"),
+        // This node's own leftovers first: a node restarting under its id holds nothing.
+        if let Err(e) = recovery::sweep(&self, Some(self.node_id())).await {
+            tracing::error!(error = %e, "cannot recover interrupted jobs");
         }
+        // One sweep of other nodes' expired jobs at a time: a sweep that finds a `.complete`
+        // verifies the export, which may take a while, and must not hold up admission.
+        let sweeping = Arc::new(AtomicBool::new(false));
+        let heartbeats = Arc::new(heartbeat::Heartbeats::start(self.store()).await);
         let mut running = tokio::task::JoinSet::new();
         loop {
             if shutdown.is_cancelled() {
                 break;
             }
-            if let Err(e) = self
-                .store()
-                .fail_interrupted_jobs(crate::store::now(), None)
-                .await
-            {
-                tracing::warn!(error = %e, "lease check failed");
+            if !sweeping.swap(true, Ordering::AcqRel) {
+                let runner = self.clone();
+                let sweeping = sweeping.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = recovery::sweep(&runner, None).await {
+                        tracing::warn!(error = %e, "lease check failed");
+                    }
+                    sweeping.store(false, Ordering::Release);
+                });
             }
             loop {
                 match self
@@ -102,7 +107,10 @@ impl Runner {
                         tracing::info!(job_id = %claimed.job.id, replica_sets = claimed.job.parts.len(), "export job started");
                         let runner = self.clone();
                         let cancel = shutdown.child_token();
-                        running.spawn(async move { runner.run_job(claimed, cancel).await });
+                        let heartbeats = heartbeats.clone();
+                        running.spawn(
+                            async move { runner.run_job(claimed, cancel, &heartbeats).await },
+                        );
                     }
                     Ok(None) => break,
                     Err(e) => {
@@ -123,14 +131,34 @@ impl Runner {
         while running.join_next().await.is_some() {}
     }
 
-    async fn run_job(&self, claimed: ClaimedJob, cancel: CancellationToken) {
+    /// How often a running job renews its lease: the configured heartbeat interval (which is
+    /// also how soon a cancel request is seen), and at least three times per lease, so that
+    /// one or two late renewals never let it expire.
+    fn renew_every(&self) -> Duration {
+        self.deployment
+            .config
+            .heartbeat_every
+            .min(self.deployment.config.lease / 3)
+    }
+
+    async fn run_job(
+        &self,
+        claimed: ClaimedJob,
+        cancel: CancellationToken,
+        heartbeats: &heartbeat::Heartbeats,
+    ) {
         let job = claimed.job;
         let progress = Arc::new(JobProgress::default());
         let stop_heartbeat = CancellationToken::new();
-        let cancel_requested = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let heartbeat = tokio::spawn(heartbeat_loop(
-            self.clone(),
-            job.id.clone(),
+        let cancel_requested = Arc::new(AtomicBool::new(false));
+        let heartbeat = heartbeats.spawn(heartbeat_loop(
+            Lease {
+                store: heartbeats.store().clone(),
+                job_id: job.id.clone(),
+                node_id: self.node_id().to_string(),
+                lease: self.lease(),
+                every: self.renew_every(),
+            },
             progress.clone(),
             cancel.clone(),
             cancel_requested.clone(),
@@ -144,6 +172,21 @@ impl Runner {
         stop_heartbeat.cancel();
         let _ = heartbeat.await;
         flush_progress(self.store(), &job.id, &progress).await;
+        if outcome.is_err() {
+            // Before the end is recorded, so that a job shown failed or cancelled has nothing
+            // open in its bucket; bounded, so that a dead store cannot hold the verdict back.
+            let cleaning = async {
+                if let Ok(prefix) = recovery::job_prefix(&self.deployment, &job).await {
+                    crate::export::leftovers::clean(&prefix).await;
+                }
+            };
+            if tokio::time::timeout(recovery::CLEAN_TIMEOUT, cleaning)
+                .await
+                .is_err()
+            {
+                tracing::warn!(job_id = %job.id, "gave up cleaning the unfinished uploads of a stopped export");
+            }
+        }
         let mut summaries = Vec::new();
         let (state, reason) = match outcome {
             Ok(done) => {
@@ -163,13 +206,7 @@ impl Runner {
             }
             Err(JobFailure::Export(ExportError::Cancelled)) | Err(JobFailure::Cancelled) => (
                 JobState::Failed,
-                Some(StateReason {
-                    error_code: "EXPORT_INTERRUPTED".into(),
-                    message: format!(
-                        "export interrupted: node {} stopped while the export was in progress",
-                        self.node_id()
-                    ),
-                }),
+                Some(crate::store::interrupted_reason(Some(self.node_id()))),
             ),
             Err(e) => (
                 JobState::Failed,
@@ -195,7 +232,11 @@ impl Runner {
                 tracing::info!(job_id = %job.id, state = state.as_str(), reason = ?reason.as_ref().map(|r| &r.message), "export job finished");
             }
             Ok(false) => {
-                tracing::warn!(job_id = %job.id, "export job was already decided elsewhere (lease lost)")
+                tracing::warn!(job_id = %job.id, "export job was already decided elsewhere (lease lost)");
+                if state == JobState::Successful {
+                    // This node wrote `.complete` after another decided the job (recovery).
+                    recovery::withdraw_complete(self, &job).await;
+                }
             }
             Err(e) => {
                 tracing::error!(job_id = %job.id, error = %e, "cannot record the end of an export job")
@@ -437,25 +478,42 @@ async fn flush_progress(store: &Store, job_id: &str, progress: &JobProgress) {
     }
 }
 
-async fn heartbeat_loop(
-    runner: Runner,
+/// What a heartbeat renews, and how often.
+struct Lease {
+    store: Store,
     job_id: String,
+    node_id: String,
+    lease: ChronoDuration,
+    every: Duration,
+}
+
+/// Renews the job's lease every `lease.every` (see `heartbeat`), publishing progress and
+/// watching for a cancel request; a lost lease stops the export at once.
+async fn heartbeat_loop(
+    lease: Lease,
     progress: Arc<JobProgress>,
     cancel: CancellationToken,
-    cancel_requested: Arc<std::sync::atomic::AtomicBool>,
+    cancel_requested: Arc<AtomicBool>,
     stop: CancellationToken,
 ) {
+    let Lease {
+        store,
+        job_id,
+        node_id,
+        lease,
+        every,
+    } = lease;
+    // Renewals are due on a fixed schedule, not `every` after the previous one ended: a slow
+    // renewal does not push the next one back.
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(runner.deployment.config.heartbeat_every) => {}
+            _ = ticks.tick() => {}
         }
-        flush_progress(runner.store(), &job_id, &progress).await;
-        match runner
-            .store()
-            .heartbeat(&job_id, runner.node_id(), runner.lease())
-            .await
-        {
+        match store.heartbeat(&job_id, &node_id, lease).await {
             Ok(true) => {}
             Ok(false) => {
                 tracing::warn!(job_id, "lease lost; stopping the export");
@@ -464,7 +522,8 @@ async fn heartbeat_loop(
             }
             Err(e) => tracing::warn!(job_id, error = %e, "heartbeat failed"),
         }
-        if let Ok(true) = runner.store().cancel_requested(&job_id).await {
+        flush_progress(&store, &job_id, &progress).await;
+        if let Ok(true) = store.cancel_requested(&job_id).await {
             tracing::info!(job_id, "cancel requested; stopping the export");
             cancel_requested.store(true, Ordering::Relaxed);
             cancel.cancel();

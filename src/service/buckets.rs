@@ -87,6 +87,11 @@ pub fn valid_filesystem_bucket_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
+/// The retry budget of the permission check when a bucket is added: the caller is waiting for
+/// the answer, so a store that does not answer is reported within seconds, not after the
+/// export's budget (`store_retry_seconds`).
+pub const CHECK_RETRY_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The directory of a `FILESYSTEM` bucket: `<bucket root>/<groupId>/<bucketName>`, so no two
 /// projects can share one, whatever names they choose.
 pub fn filesystem_dir(bucket_root: &std::path::Path, bucket: &ExportBucket) -> std::path::PathBuf {
@@ -140,6 +145,15 @@ pub async fn location(
     deployment: &Deployment,
     bucket: &ExportBucket,
 ) -> Result<Location, LocationError> {
+    location_with_budget(deployment, bucket, None).await
+}
+
+/// [`location`] with a retry budget other than the deployment's.
+async fn location_with_budget(
+    deployment: &Deployment,
+    bucket: &ExportBucket,
+    budget: Option<std::time::Duration>,
+) -> Result<Location, LocationError> {
     let config = &deployment.config;
     let scheme = match bucket.cloud_provider {
         CloudProvider::Filesystem => {
@@ -166,7 +180,10 @@ pub async fn location(
         .ok_or_else(|| LocationError::RoleNotFound {
             role_id: role_id.to_string(),
         })?;
-    let options = storage_options_for(deployment, &role)?;
+    let mut options = storage_options_for(deployment, &role)?;
+    if let Some(budget) = budget {
+        options.retry_timeout = Some(budget.min(options.retry_budget()));
+    }
     Ok(crate::storage::open(
         &format!("{scheme}://{}", bucket.bucket_name),
         &options,
@@ -288,7 +305,8 @@ pub async fn create(
         require_private_networking: new.require_private_networking,
         created_at: crate::store::now(),
     };
-    let checked = match location(deployment, &candidate).await {
+    let checked = match location_with_budget(deployment, &candidate, Some(CHECK_RETRY_BUDGET)).await
+    {
         Ok(location) => permission_check(&location).await,
         Err(e) => Err(e.into()),
     };

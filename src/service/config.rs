@@ -74,7 +74,9 @@ impl std::fmt::Display for ProjectSet {
 pub struct DeploymentConfig {
     /// Root directory of `FILESYSTEM` export buckets.
     pub bucket_root: PathBuf,
-    /// Options for opening storage URLs (snapshot parts, buckets) before a role's credentials.
+    /// Options for opening storage URLs (snapshot parts, buckets) before a role's credentials;
+    /// its retry budget (`store_retry_seconds`, default `storage::DEFAULT_RETRY_BUDGET`) holds
+    /// for every bucket.
     pub storage: StorageOptions,
     /// This node's name in leases and "interrupted" reasons; stable across restarts.
     pub node_id: String,

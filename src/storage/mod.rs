@@ -15,12 +15,16 @@
 //!   [`open_for_write`] creates the local directory up front, so an unwritable destination
 //!   fails before any work is done.
 //!
-//! Every cloud store gets a bounded [`RetryConfig`]: `object_store`'s default (10 retries over
-//! up to 3 minutes) makes a dead endpoint look like a hang.
+//! Every cloud store retries transient errors (connection refused or reset, 5xx, throttling)
+//! with exponential backoff and jitter for up to a *budget* of time per request — an object's
+//! put, or each part of a multipart upload — and then fails with the store's error, the time
+//! spent and the budget (object_store's `RetryError` message); a permanent error (403, 404)
+//! fails at once. See [`StorageOptions::retry_config`] for why the budget, not a count, decides.
 //!
 //! [`faulty::FaultyStore`] wraps a store to inject write failures in tests.
 
 pub mod faulty;
+pub mod uploads;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -28,19 +32,23 @@ use std::path::{Component, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::{Path, PathPart};
-use object_store::{ClientConfigKey, ObjectStore, RetryConfig};
+use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, RetryConfig};
 use percent_encoding::percent_decode_str;
 
-/// Retries for transient store errors when [`StorageOptions::max_retries`] is not set.
-pub const DEFAULT_MAX_RETRIES: usize = 5;
-/// How long one request may keep being retried when [`StorageOptions::retry_timeout`] is not set.
-pub const DEFAULT_RETRY_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long one request keeps being retried through transient errors when
+/// [`StorageOptions::retry_timeout`] is not set: long enough to ride out a store restart or a
+/// failover, short enough that a dead endpoint fails the export within minutes.
+pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(120);
+/// The first wait between retries; later waits grow exponentially, with jitter.
+pub const RETRY_INITIAL_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest wait between two retries: a store that is back is found within this.
+pub const RETRY_MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Where a storage URL points: a store, a prefix inside it, and the URL for messages.
 #[derive(Clone)]
@@ -53,6 +61,9 @@ pub struct Location {
     /// For `file://` locations: the local directory `prefix` maps to, so readers can use
     /// plain file I/O instead of going through the object-store stream.
     pub local_root: Option<PathBuf>,
+    /// For stores that can list the multipart uploads in progress (S3): the way to find and
+    /// abort those an unfinished export left ([`uploads`]).
+    pub pending_uploads: Option<Arc<dyn uploads::PendingUploads>>,
 }
 
 impl fmt::Debug for Location {
@@ -101,6 +112,7 @@ impl Location {
             prefix: self.path(rel),
             url,
             local_root,
+            pending_uploads: self.pending_uploads.clone(),
         }
     }
 
@@ -120,6 +132,7 @@ impl Location {
             prefix: self.prefix.clone(),
             url: self.url.clone(),
             local_root: self.local_root.clone(),
+            pending_uploads: self.pending_uploads.clone(),
         }
     }
 }
@@ -153,9 +166,11 @@ pub struct StorageOptions {
     pub gcs_service_account_key: Option<String>,
     /// Allow plain-HTTP endpoints (emulators on loopback).
     pub allow_http: bool,
-    /// Bounded retries for transient store errors (default [`DEFAULT_MAX_RETRIES`]).
+    /// A cap on the number of retries of one request; by default none: the budget
+    /// ([`StorageOptions::retry_timeout`]) alone decides.
     pub max_retries: Option<usize>,
-    /// How long a request keeps being retried (default [`DEFAULT_RETRY_TIMEOUT`]).
+    /// The retry budget: how long one request keeps being retried through transient errors
+    /// (default [`DEFAULT_RETRY_BUDGET`]).
     pub retry_timeout: Option<Duration>,
     /// Take nothing from the process environment: no `AWS_*`, `AZURE_*`, `GOOGLE_*` variable
     /// and no instance credentials are merged in. Set for a tenant's static-key access role,
@@ -191,11 +206,31 @@ impl fmt::Debug for StorageOptions {
 }
 
 impl StorageOptions {
-    fn retry_config(&self) -> RetryConfig {
+    /// The retry budget in force.
+    pub fn retry_budget(&self) -> Duration {
+        self.retry_timeout.unwrap_or(DEFAULT_RETRY_BUDGET)
+    }
+
+    /// object_store gives up at whichever comes first of `max_retries` and `retry_timeout`.
+    /// With a count of 5 (what this was) and backoff starting at 100 ms, the five retries were
+    /// spent in about a second: a store refusing connections for a little over a second failed
+    /// the export although the timeout said two minutes. So unless a cap is asked for, the
+    /// count is set past anything the budget can hold (every wait is at least the initial
+    /// backoff) and the budget alone decides; waits are capped at [`RETRY_MAX_BACKOFF`] so
+    /// that a store that comes back is used within seconds.
+    pub(crate) fn retry_config(&self) -> RetryConfig {
+        let budget = self.retry_budget();
+        let fit = budget.as_millis() / RETRY_INITIAL_BACKOFF.as_millis().max(1) + 1;
         RetryConfig {
-            max_retries: self.max_retries.unwrap_or(DEFAULT_MAX_RETRIES),
-            retry_timeout: self.retry_timeout.unwrap_or(DEFAULT_RETRY_TIMEOUT),
-            ..RetryConfig::default()
+            max_retries: self
+                .max_retries
+                .unwrap_or_else(|| usize::try_from(fit).unwrap_or(usize::MAX)),
+            retry_timeout: budget,
+            backoff: BackoffConfig {
+                init_backoff: RETRY_INITIAL_BACKOFF,
+                max_backoff: RETRY_MAX_BACKOFF,
+                base: 2.0,
+            },
         }
     }
 }
@@ -242,6 +277,7 @@ pub fn open(url: &str, options: &StorageOptions) -> Result<Location, StorageErro
             prefix: parsed.prefix,
             url: parsed.display,
             local_root: None,
+            pending_uploads: None,
         }),
         Scheme::S3 => open_s3(parsed, options),
         Scheme::Azure => open_azure(parsed, options),
@@ -535,6 +571,7 @@ fn open_local(url: &str, path: &std::path::Path, create: bool) -> Result<Locatio
         prefix,
         url: trim_trailing_slash(url),
         local_root: Some(local_root),
+        pending_uploads: None,
     })
 }
 
@@ -577,17 +614,43 @@ fn open_s3(parsed: ParsedUrl, options: &StorageOptions) -> Result<Location, Stor
     if options.allow_http {
         builder = builder.with_allow_http(true);
     }
-    let store = builder.build().map_err(|source| StorageError::Open {
+    let region = builder
+        .get_config_value(&AmazonS3ConfigKey::Region)
+        .unwrap_or_else(|| "us-east-1".to_string());
+    let endpoint = builder.get_config_value(&AmazonS3ConfigKey::Endpoint);
+    let store = Arc::new(builder.build().map_err(|source| StorageError::Open {
         url: parsed.display.clone(),
         source,
-    })?;
+    })?);
+    // Where ListMultipartUploads goes: path style, as the store's own requests (a bucket name
+    // with dots would not match the TLS certificate of a virtual host).
+    let bucket_url = match endpoint {
+        Some(endpoint) => format!("{}/{}", endpoint.trim_end_matches('/'), parsed.authority),
+        None => format!("https://s3.{region}.amazonaws.com/{}", parsed.authority),
+    };
+    let pending = uploads::S3Uploads {
+        store: store.clone(),
+        bucket_url,
+        region,
+        http: UPLOADS_HTTP.clone(),
+    };
     Ok(Location {
-        store: Arc::new(store),
+        store,
         prefix: parsed.prefix,
         url: parsed.display,
         local_root: None,
+        pending_uploads: Some(Arc::new(pending)),
     })
 }
+
+/// The HTTP client of [`uploads::S3Uploads`], shared: building one per opened bucket would set
+/// up TLS each time.
+static UPLOADS_HTTP: LazyLock<reqwest::Client> = LazyLock::new(|| {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap_or_default()
+});
 
 fn open_azure(parsed: ParsedUrl, options: &StorageOptions) -> Result<Location, StorageError> {
     let base = if options.ignore_environment {
@@ -620,6 +683,7 @@ fn open_azure(parsed: ParsedUrl, options: &StorageOptions) -> Result<Location, S
         prefix: parsed.prefix,
         url: parsed.display,
         local_root: None,
+        pending_uploads: None,
     })
 }
 
@@ -653,6 +717,7 @@ fn open_gcs(parsed: ParsedUrl, options: &StorageOptions) -> Result<Location, Sto
         prefix: parsed.prefix,
         url: parsed.display,
         local_root: None,
+        pending_uploads: None,
     })
 }
 

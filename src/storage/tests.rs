@@ -235,11 +235,18 @@ fn relative_local_paths_with_dotdot_resolve_like_a_shell() {
     assert_eq!(loc.prefix.as_ref(), "b");
 }
 
+/// The budget decides, not a count (issue 10: five retries were spent in about a second): even
+/// at the initial backoff on every wait, the default count outlasts the budget.
 #[test]
-fn retry_defaults_are_bounded() {
+fn the_retry_budget_not_a_count_decides_by_default() {
     let retry = opts().retry_config();
-    assert_eq!(retry.max_retries, DEFAULT_MAX_RETRIES);
-    assert_eq!(retry.retry_timeout, DEFAULT_RETRY_TIMEOUT);
+    assert_eq!(retry.retry_timeout, DEFAULT_RETRY_BUDGET);
+    assert!(DEFAULT_RETRY_BUDGET >= Duration::from_secs(60));
+    assert!(
+        RETRY_INITIAL_BACKOFF * u32::try_from(retry.max_retries).unwrap() >= DEFAULT_RETRY_BUDGET,
+        "{retry:?}"
+    );
+    assert!(retry.backoff.max_backoff <= Duration::from_secs(5));
     let custom = StorageOptions {
         max_retries: Some(1),
         retry_timeout: Some(Duration::from_secs(3)),

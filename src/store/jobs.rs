@@ -158,6 +158,34 @@ pub struct ClaimedJob {
     pub lease_owner: String,
 }
 
+/// A job whose node stopped holding it while it ran, found by [`Store::interrupted_jobs`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterruptedJob {
+    pub id: String,
+    pub lease_owner: Option<String>,
+    /// When its lease ran out (the earliest of its running parts).
+    pub lease_expired_at: Option<DateTime<Utc>>,
+}
+
+/// How [`Store::recover_job`] ends an interrupted job.
+#[derive(Debug, Clone)]
+pub enum Recovery {
+    /// The job's prefix holds a `.complete` over a manifest that verifies: `Successful`.
+    Completed { parts: Vec<RecoveredPart> },
+    /// Anything else: `Failed` with this reason.
+    Interrupted { reason: StateReason },
+}
+
+/// A replica set of a job recovered as completed, rebuilt from its manifest.
+#[derive(Debug, Clone)]
+pub struct RecoveredPart {
+    pub replica_set: String,
+    /// The `ReplicaSetSummary` JSON.
+    pub summary: String,
+    /// Collections the manifest lists for it.
+    pub collections: u64,
+}
+
 /// A job failed by [`Store::fail_interrupted_jobs`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecoveredJob {
@@ -567,6 +595,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        crate::pause::at(crate::pause::Phase::Recording).await;
         tx.commit().await?;
         Ok(true)
     }
@@ -645,43 +674,159 @@ impl Store {
         self.get_export_job_by_id(job_id).await
     }
 
-    /// Fails every in-progress job that has a running part whose lease expired before `at`
-    /// (its node died or stopped heartbeating), with a reason naming the node. With
-    /// `owner = Some(node)`, also fails that node's jobs whatever their lease (a node restarting
-    /// under the same name knows it holds nothing).
-    pub async fn fail_interrupted_jobs(
+    /// In-progress jobs with a running part whose lease expired before `at` (their node died or
+    /// stopped heartbeating), and with `owner = Some(node)` also that node's jobs whatever their
+    /// lease (a node restarting under the same name knows it holds nothing). Nothing is
+    /// changed: the caller inspects each job's bucket and decides with [`Store::recover_job`].
+    pub async fn interrupted_jobs(
         &self,
         at: DateTime<Utc>,
         owner: Option<&str>,
-    ) -> Result<Vec<RecoveredJob>, StoreError> {
+    ) -> Result<Vec<InterruptedJob>, StoreError> {
         let rows = sqlx::query(
-            "SELECT DISTINCT p.job_id, p.lease_owner FROM export_job_parts p \
-             JOIN export_jobs j ON j.id = p.job_id \
+            "SELECT p.job_id, p.lease_owner, MIN(p.lease_expires_at) AS expired_at \
+             FROM export_job_parts p JOIN export_jobs j ON j.id = p.job_id \
              WHERE j.state = 'InProgress' AND p.state = 'Running' \
-             AND (p.lease_expires_at < $1 OR p.lease_owner = $2)",
+             AND (p.lease_expires_at < $1 OR p.lease_owner = $2) \
+             GROUP BY p.job_id, p.lease_owner",
         )
         .bind(to_millis(at))
         .bind(owner.unwrap_or(""))
         .fetch_all(&self.pool)
         .await?;
-        let mut recovered = Vec::new();
+        let mut jobs: Vec<InterruptedJob> = Vec::new();
         for row in rows {
             let id: String = row.try_get("job_id")?;
-            let lease_owner: Option<String> = row.try_get("lease_owner")?;
-            let reason = StateReason {
-                error_code: "EXPORT_INTERRUPTED".into(),
-                message: format!(
-                    "export interrupted: node {} stopped while the export was in progress",
-                    lease_owner.as_deref().unwrap_or("unknown")
-                ),
-            };
+            if jobs.iter().any(|j| j.id == id) {
+                continue;
+            }
+            jobs.push(InterruptedJob {
+                id,
+                lease_owner: row.try_get("lease_owner")?,
+                lease_expired_at: row
+                    .try_get::<Option<i64>, _>("expired_at")?
+                    .map(from_millis),
+            });
+        }
+        Ok(jobs)
+    }
+
+    /// Decides an interrupted job (see [`Store::interrupted_jobs`]) as `outcome`, if it is still
+    /// interrupted: in one transaction whose first statement takes its running parts only while
+    /// their lease has expired *now* (or is `owner`'s). That conditional `UPDATE` is the lease
+    /// check of the decision itself: a heartbeat that renewed the lease after the caller looked
+    /// wins (on PostgreSQL the two updates of the part rows serialize on their row locks and
+    /// the loser re-evaluates its `WHERE`; SQLite has one writer), so a live node's job is never
+    /// decided by another. Returns false when the job was not decided here.
+    pub async fn recover_job(
+        &self,
+        job_id: &str,
+        owner: Option<&str>,
+        outcome: &Recovery,
+    ) -> Result<bool, StoreError> {
+        let t = to_millis(now());
+        let part_state = match outcome {
+            Recovery::Completed { .. } => PartState::Done,
+            Recovery::Interrupted { .. } => PartState::Failed,
+        };
+        let mut tx = self.pool.begin().await?;
+        let taken = sqlx::query(
+            "UPDATE export_job_parts SET state = $1, lease_owner = NULL \
+             WHERE job_id = $2 AND state = 'Running' AND (lease_expires_at < $3 OR lease_owner = $4)",
+        )
+        .bind(part_state.as_str())
+        .bind(job_id)
+        .bind(t)
+        .bind(owner.unwrap_or(""))
+        .execute(&mut *tx)
+        .await?;
+        if taken.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let (state, reason) = match outcome {
+            Recovery::Completed { .. } => (JobState::Successful, None),
+            Recovery::Interrupted { reason } => (JobState::Failed, Some(reason)),
+        };
+        let done = sqlx::query(
+            "UPDATE export_jobs SET state = $1, finished_at = $2, updated_at = $2, \
+             state_reason_code = $3, state_reason_message = $4 WHERE id = $5 AND state = 'InProgress'",
+        )
+        .bind(state.as_str())
+        .bind(t)
+        .bind(reason.map(|r| r.error_code.clone()))
+        .bind(reason.map(|r| r.message.clone()))
+        .bind(job_id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        // Parts another lease held (none in practice: a job's parts are leased together).
+        sqlx::query(
+            "UPDATE export_job_parts SET state = $1, lease_owner = NULL \
+             WHERE job_id = $2 AND state IN ('Queued', 'Running')",
+        )
+        .bind(part_state.as_str())
+        .bind(job_id)
+        .execute(&mut *tx)
+        .await?;
+        if let Recovery::Completed { parts } = outcome {
+            for part in parts {
+                // A successful export exported every planned collection; the planned count is
+                // the one the node last recorded, else the manifest's.
+                let n = i64::try_from(part.collections).unwrap_or(i64::MAX);
+                sqlx::query(
+                    "UPDATE export_job_parts SET summary = $1, \
+                     total_collections = CASE WHEN total_collections > 0 THEN total_collections ELSE $2 END, \
+                     exported_collections = CASE WHEN total_collections > 0 THEN total_collections ELSE $2 END \
+                     WHERE job_id = $3 AND replica_set_name = $4",
+                )
+                .bind(&part.summary)
+                .bind(n)
+                .bind(job_id)
+                .bind(&part.replica_set)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Fails every interrupted job (see [`Store::interrupted_jobs`]) with a reason naming its
+    /// node, without looking at its bucket. The job engine decides through
+    /// [`Store::recover_job`] instead, after checking for `.complete` (see `crate::jobs`).
+    pub async fn fail_interrupted_jobs(
+        &self,
+        at: DateTime<Utc>,
+        owner: Option<&str>,
+    ) -> Result<Vec<RecoveredJob>, StoreError> {
+        let mut recovered = Vec::new();
+        for job in self.interrupted_jobs(at, owner).await? {
+            let reason = interrupted_reason(job.lease_owner.as_deref());
             if self
-                .finish_job(&id, JobState::Failed, Some(&reason))
+                .recover_job(&job.id, owner, &Recovery::Interrupted { reason })
                 .await?
             {
-                recovered.push(RecoveredJob { id, lease_owner });
+                recovered.push(RecoveredJob {
+                    id: job.id,
+                    lease_owner: job.lease_owner,
+                });
             }
         }
         Ok(recovered)
+    }
+}
+
+/// The reason of a job whose node stopped while it ran.
+pub fn interrupted_reason(node: Option<&str>) -> StateReason {
+    StateReason {
+        error_code: "EXPORT_INTERRUPTED".into(),
+        message: format!(
+            "export interrupted: node {} stopped while the export was in progress",
+            node.unwrap_or("unknown")
+        ),
     }
 }

@@ -41,7 +41,8 @@ pub use credentials::{
     StoredGrant, StoredServiceAccount, TokenOwner,
 };
 pub use jobs::{
-    ClaimedJob, ExportJob, JobPart, JobState, NewExportJob, PartState, RecoveredJob, StateReason,
+    ClaimedJob, ExportJob, InterruptedJob, JobPart, JobState, NewExportJob, PartState,
+    RecoveredJob, RecoveredPart, Recovery, StateReason, interrupted_reason,
 };
 pub use kinds::{CloudProvider, FrequencyType, RetentionUnit, SnapshotStatus, SnapshotType};
 pub use orgs::{Org, Project};
@@ -205,6 +206,36 @@ pub fn kind_of_url(url: &str) -> Option<DbKind> {
     }
 }
 
+/// The pool settings of both engines: connections, acquire timeout and, for SQLite, the
+/// per-connection pragmas.
+fn pool_options(kind: DbKind, max_connections: u32) -> AnyPoolOptions {
+    let mut options = AnyPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(30));
+    if kind == DbKind::Sqlite {
+        // An embedded file cannot drop a connection: the liveness ping sqlx makes before
+        // lending one is a wasted round trip to its worker thread on every query
+        // (measured by examples/api_sqlite_roundtrip: 4968 → 5738 lookups/s).
+        options = options.test_before_acquire(false);
+        options = options.after_connect(|conn, _meta| {
+            Box::pin(async move {
+                // WAL lets readers run while a writer writes (serve + admin CLI), and the
+                // busy timeout makes a second writer wait instead of failing at once.
+                conn.execute(
+                    format!(
+                        "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; \
+                         PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
+                    )
+                    .as_str(),
+                )
+                .await?;
+                Ok(())
+            })
+        });
+    }
+    options
+}
+
 impl Store {
     /// Opens (creating a SQLite file when missing) and migrates the database at `database_url`.
     pub async fn open(database_url: &str) -> Result<Store, StoreError> {
@@ -225,33 +256,13 @@ impl Store {
             }
             _ => database_url.to_string(),
         };
-        let mut options = AnyPoolOptions::new()
-            .max_connections(match kind {
+        let options = pool_options(
+            kind,
+            match kind {
                 DbKind::Sqlite => 8,
                 DbKind::Postgres => 16,
-            })
-            .acquire_timeout(Duration::from_secs(30));
-        if kind == DbKind::Sqlite {
-            // An embedded file cannot drop a connection: the liveness ping sqlx makes before
-            // lending one is a wasted round trip to its worker thread on every query
-            // (measured by examples/api_sqlite_roundtrip: 4968 → 5738 lookups/s).
-            options = options.test_before_acquire(false);
-            options = options.after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    // WAL lets readers run while a writer writes (serve + admin CLI), and the
-                    // busy timeout makes a second writer wait instead of failing at once.
-                    conn.execute(
-                        format!(
-                            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; \
-                             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
-                        )
-                        .as_str(),
-                    )
-                    .await?;
-                    Ok(())
-                })
-            });
-        }
+            },
+        );
         let sqlite_file = match kind {
             DbKind::Sqlite => sqlite_file_path(&url),
             DbKind::Postgres => None,
@@ -283,6 +294,25 @@ impl Store {
         };
         migrator.run(&pool).await?;
         Ok(Store { pool, kind })
+    }
+
+    /// A second pool of at most `max_connections` on the same database (already migrated),
+    /// whose connections belong to the runtime this is called on: for a task that runs on a
+    /// runtime of its own and must not depend on the first pool's runtime to make progress
+    /// (the job heartbeat, `crate::jobs`).
+    pub async fn connect_again(&self, max_connections: u32) -> Result<Store, StoreError> {
+        let connect = (*self.pool.connect_options()).clone();
+        let pool = pool_options(self.kind, max_connections)
+            .connect_with(connect)
+            .await
+            .map_err(|source| StoreError::Connect {
+                url: "the metadata store (second pool)".into(),
+                source,
+            })?;
+        Ok(Store {
+            pool,
+            kind: self.kind,
+        })
     }
 
     /// Opens the embedded default: SQLite at `<data_dir>/snapex.db`, creating the directory.

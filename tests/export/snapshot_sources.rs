@@ -613,6 +613,7 @@ fn memory_location(store: Arc<InMemory>, prefix: &str) -> Location {
         prefix: StorePath::parse(prefix).unwrap(),
         url: format!("memory://test/{prefix}"),
         local_root: None,
+        pending_uploads: None,
     }
 }
 

@@ -231,15 +231,15 @@ async fn a_monthly_policy_auto_exports_a_monthly_snapshot_and_not_a_daily_one() 
 
 /// moto (`SNAPEX_TEST_S3_ENDPOINT`) accepts unsigned requests: the test reads the emulator's
 /// state with plain HTTP, independently of snapex's S3 client.
-struct Moto {
-    endpoint: String,
-    bucket: String,
+pub(crate) struct Moto {
+    pub(crate) endpoint: String,
+    pub(crate) bucket: String,
     http: reqwest::Client,
 }
 
 impl Moto {
     /// A fresh bucket of its own on moto, or `None` when moto is not configured.
-    async fn new() -> Option<Moto> {
+    pub(crate) async fn new() -> Option<Moto> {
         support::location("s3")?;
         let endpoint = std::env::var(support::ENV_S3_ENDPOINT).unwrap();
         let bucket = support::unique_name("jobs").to_lowercase();
@@ -269,12 +269,12 @@ impl Moto {
     }
 
     /// Keys of the multipart uploads in progress (ListMultipartUploads).
-    async fn open_uploads(&self) -> Vec<String> {
+    pub(crate) async fn open_uploads(&self) -> Vec<String> {
         xml_values(&self.get("uploads").await, "Key")
     }
 
     /// Keys of the objects under `prefix` (ListObjectsV2; fewer than 1000 here).
-    async fn keys(&self, prefix: &str) -> Vec<String> {
+    pub(crate) async fn keys(&self, prefix: &str) -> Vec<String> {
         let body = self
             .get(&format!("list-type=2&max-keys=1000&prefix={prefix}/"))
             .await;

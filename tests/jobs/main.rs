@@ -5,8 +5,10 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod crash;
 mod lifecycle;
 mod multinode;
+mod outage;
 mod store_suite;
 
 use serde_json::{Value, json};

@@ -1,8 +1,9 @@
 //! Several `snapex serve` nodes on one PostgreSQL database (issue 5), each a separate process
 //! so that killing one is a real SIGKILL.
 //!
-//! Every node gets its own FILESYSTEM bucket root, so the files under a prefix tell which node
-//! wrote them: a prefix found under two roots was written by two nodes.
+//! The nodes share one FILESYSTEM bucket root, as a real deployment must (a shared mount): a
+//! survivor recovering the dead node's jobs reads what it left. Which node ran a job is told by
+//! the nodes' logs ("export job started").
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -68,8 +69,9 @@ async fn sample(apis: Vec<AtlasClient>, stop: Arc<AtomicBool>, enforce_limit: bo
 
 /// Three nodes, twenty jobs created through all of them, one node SIGKILLed while it exports:
 /// every job ends exactly once (`Successful`, or `Failed` as interrupted naming the dead node
-/// for the ones it was running), none is left `Queued`/`InProgress`, no prefix is written by
-/// two nodes, every successful export matches its manifest. The five-replica-set limit is
+/// for the ones it was running — unless one got as far as its `.complete`, which recovery then
+/// records `Successful`), none is left `Queued`/`InProgress`, no job is started by two nodes,
+/// no failed job has a `.complete`, every successful export matches its manifest. The five-replica-set limit is
 /// checked by [`three_nodes_never_show_more_than_five_replica_sets_exporting`].
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_share_the_queue_and_survive_one_killed_mid_export() {
@@ -100,10 +102,16 @@ async fn three_nodes_one_killed(enforce_limit: bool) {
     let dump = sample_dump(&d.data_dir().join("dump"), "12MiB", 11);
     // Short, so the dead node's jobs fail within seconds; not 3: once, with 3 s, a live node's
     // heartbeat (every second) came more than 2 s late on this loaded 2-core machine and its
-    // running job was failed as interrupted.
-    let lease = ["--lease-seconds", "5"];
+    // running job was failed as interrupted. `SNAPEX_TEST_MULTINODE_LEASE=default` runs with
+    // the default lease (scripts/stress-multinode, under a CPU hog), any number with that.
+    let lease_env = std::env::var("SNAPEX_TEST_MULTINODE_LEASE").unwrap_or_else(|_| "5".into());
+    let lease: Vec<&str> = match lease_env.as_str() {
+        "default" => vec![],
+        seconds => vec!["--lease-seconds", seconds],
+    };
+    let shared = d.shared_bucket_root();
     let mut nodes: Vec<Node> = (1..=3)
-        .map(|i| d.start_node(&format!("node-{i}"), &lease))
+        .map(|i| d.start_node_on(&format!("node-{i}"), &shared, &lease, &[]))
         .collect();
     let mut apis = Vec::new();
     for n in &nodes {
@@ -144,15 +152,17 @@ async fn three_nodes_one_killed(enforce_limit: bool) {
             job["prefix"].as_str().unwrap().to_string(),
         ));
     }
-    let roots: Vec<PathBuf> = nodes
-        .iter()
-        .map(|n| n.bucket_root.join(&d.group_id).join("shared"))
-        .collect();
-    let in_progress_on = |node: usize| -> Vec<String> {
+    let root: PathBuf = nodes[0].bucket_root.join(&d.group_id).join("shared");
+    // The jobs `node` started (its log) that are writing: files in the prefix, no `.complete`.
+    let in_progress_on = |node: &Node| -> Vec<String> {
+        let log = node.log();
         jobs.iter()
-            .filter(|(_, prefix)| {
-                let dir = roots[node].join(prefix);
-                !files_under(&dir).is_empty() && !dir.join(".complete").exists()
+            .filter(|(id, prefix)| {
+                let dir = root.join(prefix);
+                log.lines()
+                    .any(|l| l.contains("export job started") && l.contains(id.as_str()))
+                    && !files_under(&dir).is_empty()
+                    && !dir.join(".complete").exists()
             })
             .map(|(id, _)| id.clone())
             .collect()
@@ -168,10 +178,12 @@ async fn three_nodes_one_killed(enforce_limit: bool) {
             .filter(|j| FINAL.contains(&j["state"].as_str().unwrap()))
             .count();
         let queued = listed.iter().filter(|j| j["state"] == "Queued").count();
-        let running = in_progress_on(VICTIM);
+        let running = in_progress_on(&nodes[VICTIM]);
         if finished >= 1 && queued > 0 && !running.is_empty() {
             nodes[VICTIM].kill();
-            break in_progress_on(VICTIM);
+            // What it was writing when it died (some may have reached `.complete` since the
+            // look: by the rule those end `Successful`).
+            break running;
         }
         if queued == 0 {
             let starts: Vec<usize> = nodes
@@ -207,22 +219,13 @@ async fn three_nodes_one_killed(enforce_limit: bool) {
         let job = reader.job("c1", id).await;
         assert_eq!(&job, &seen.finals[id], "the final state moved");
         let state = job["state"].as_str().unwrap();
-        let holders: Vec<usize> = (0..3).filter(|&n| roots[n].join(prefix).exists()).collect();
-        let complete: Vec<usize> = (0..3)
-            .filter(|&n| roots[n].join(prefix).join(".complete").exists())
-            .collect();
-        assert!(
-            holders.len() <= 1,
-            "prefix {prefix} written by several nodes: {holders:?}"
-        );
+        let dir = root.join(prefix);
+        let complete = dir.join(".complete").exists();
         match state {
             "Successful" => {
-                assert!(
-                    !running_on_victim.contains(id),
-                    "job {id} was running on the killed node yet succeeded: {job}"
-                );
-                assert_eq!(complete.len(), 1, "{job}");
-                let dir = roots[complete[0]].join(prefix);
+                // Also for a job the killed node was writing, when it got as far as a
+                // `.complete` that verifies (the rule of recovery).
+                assert!(complete, "{job}");
                 let out = Command::new(support::bin())
                     .arg("verify")
                     .arg(format!("file://{}", dir.display()))
@@ -241,8 +244,7 @@ async fn three_nodes_one_killed(enforce_limit: bool) {
                 let reason = job["stateReason"]["message"].as_str().unwrap();
                 assert!(reason.contains("interrupted"), "{job}");
                 assert!(reason.contains(&victim_id), "{job}");
-                assert!(complete.is_empty(), "{job}");
-                assert!(holders.iter().all(|&n| n == VICTIM), "{job}: {holders:?}");
+                assert!(!complete, "Failed beside a .complete: {job}");
                 let v1 = reader.job_v1("c1", id).await;
                 assert!(v1["errMsg"].as_str().unwrap().contains(&victim_id), "{v1}");
             }
@@ -275,7 +277,13 @@ async fn three_nodes_one_killed(enforce_limit: bool) {
         let runs = starters.get(id.as_str()).map_or(0, HashSet::len);
         assert_eq!(runs, 1, "job {id} started on {runs} nodes");
     }
-    // only jobs the killed node had started failed
+    // only jobs the killed node had started failed, and all it was writing ended by the rule
+    for id in &running_on_victim {
+        assert!(
+            starters[id.as_str()].contains(&VICTIM),
+            "job {id} was seen running on the victim but started elsewhere"
+        );
+    }
     for id in &failed {
         assert!(
             starters[id.as_str()].contains(&VICTIM),

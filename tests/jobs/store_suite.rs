@@ -58,6 +58,8 @@ store_suite!(
     a_sharded_job_starts_all_shards_past_the_limit,
     expired_leases_fail_jobs_as_interrupted,
     a_node_that_lost_its_job_cannot_overwrite_the_verdict,
+    a_heartbeat_after_the_check_keeps_a_live_node_s_job,
+    a_job_recovered_as_completed_records_its_counts,
     cancelling_a_queued_job_removes_it_from_the_queue,
     backup_schedule_upsert_and_policy_lookup,
 );
@@ -353,6 +355,99 @@ async fn expired_leases_fail_jobs_as_interrupted(store: &Store) {
         "{reason:?}"
     );
     assert_eq!(store.running_replica_sets().await.unwrap(), 0);
+}
+
+/// No false death (issue 10): a node sees a job's lease expired, but its owner renews it before
+/// the decision is written — the decision's own transaction re-checks the lease and leaves the
+/// job alone, and the owner still holds it.
+async fn a_heartbeat_after_the_check_keeps_a_live_node_s_job(store: &Store) {
+    let (_, g) = project(store).await;
+    let c = cluster(store, &g, "c", &["rs0"]).await;
+    let s = snapshot(store, &c).await;
+    job(store, &c, &s).await.unwrap();
+    let claimed = store
+        .admit_next_job("late", 5, Duration::milliseconds(1))
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let seen = store
+        .interrupted_jobs(snapex::store::now(), None)
+        .await
+        .unwrap();
+    assert!(seen.iter().any(|j| j.id == claimed.job.id));
+    assert!(
+        store
+            .heartbeat(&claimed.job.id, "late", Duration::seconds(30))
+            .await
+            .unwrap()
+    );
+    let reason = snapex::store::interrupted_reason(Some("late"));
+    assert!(
+        !store
+            .recover_job(
+                &claimed.job.id,
+                None,
+                &snapex::store::Recovery::Interrupted { reason }
+            )
+            .await
+            .unwrap()
+    );
+    let j = store
+        .get_export_job_by_id(&claimed.job.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(j.state, JobState::InProgress);
+    assert!(
+        store
+            .heartbeat(&claimed.job.id, "late", Duration::seconds(30))
+            .await
+            .unwrap()
+    );
+}
+
+/// An interrupted job whose bucket held a verified `.complete` is recorded `Successful` with
+/// every collection counted; a later heartbeat of its dead owner cannot revive it.
+async fn a_job_recovered_as_completed_records_its_counts(store: &Store) {
+    let (_, g) = project(store).await;
+    let c = cluster(store, &g, "c", &["rs0"]).await;
+    let s = snapshot(store, &c).await;
+    job(store, &c, &s).await.unwrap();
+    let claimed = store
+        .admit_next_job("dead", 5, Duration::seconds(30))
+        .await
+        .unwrap()
+        .unwrap();
+    let parts = vec![snapex::store::RecoveredPart {
+        replica_set: "rs0".into(),
+        summary: "{}".into(),
+        collections: 4,
+    }];
+    assert!(
+        store
+            .recover_job(
+                &claimed.job.id,
+                Some("dead"),
+                &snapex::store::Recovery::Completed { parts }
+            )
+            .await
+            .unwrap()
+    );
+    let j = store
+        .get_export_job_by_id(&claimed.job.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(j.state, JobState::Successful);
+    assert_eq!((j.exported_collections(), j.total_collections()), (4, 4));
+    assert!(j.state_reason.is_none());
+    assert!(
+        !store
+            .heartbeat(&claimed.job.id, "dead", Duration::seconds(30))
+            .await
+            .unwrap()
+    );
 }
 
 async fn a_node_that_lost_its_job_cannot_overwrite_the_verdict(store: &Store) {

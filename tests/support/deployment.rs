@@ -183,7 +183,30 @@ impl TestDeployment {
 
     /// Starts `snapex serve` as `node_id` in a process of its own, with extra flags.
     pub fn start_node(&self, node_id: &str, extra: &[&str]) -> Node {
-        let root = self.bucket_root(node_id);
+        self.start_node_with_env(node_id, extra, &[])
+    }
+
+    /// [`TestDeployment::start_node`] with extra environment variables (e.g. the test-only
+    /// `SNAPEX_TEST_PAUSE_AT`).
+    pub fn start_node_with_env(&self, node_id: &str, extra: &[&str], env: &[(&str, &str)]) -> Node {
+        self.start_node_on(node_id, &self.bucket_root(node_id), extra, env)
+    }
+
+    /// The bucket root several process nodes share, as a real deployment's `FILESYSTEM`
+    /// buckets must (a shared mount): what recovery by another node reads.
+    pub fn shared_bucket_root(&self) -> PathBuf {
+        self.data_dir().join("buckets-shared")
+    }
+
+    /// [`TestDeployment::start_node_with_env`] with `root` as the node's bucket root.
+    pub fn start_node_on(
+        &self,
+        node_id: &str,
+        root: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Node {
+        let root = root.to_path_buf();
         std::fs::create_dir_all(&root).unwrap();
         let log_path = self.data_dir().join(format!("{node_id}.log"));
         let mut cmd = Command::new(super::bin());
@@ -203,6 +226,7 @@ impl TestDeployment {
             .args(extra)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

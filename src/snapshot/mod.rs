@@ -30,6 +30,7 @@ use chrono::{DateTime, Utc};
 use crate::storage::Location;
 
 pub mod archive;
+pub mod codec;
 pub mod detect;
 pub mod directory;
 mod frames;
@@ -96,6 +97,11 @@ pub enum SourceFormat {
     DirectoryGzip,
     Archive,
     ArchiveGzip,
+    /// A directory dump with files compressed by zstd, lz4, snappy or s2 (by their names;
+    /// gzip'ed and plain files may sit beside them).
+    DirectoryCompressed,
+    /// An archive compressed as a whole by zstd, lz4, snappy or s2.
+    ArchiveCompressed(codec::Codec),
 }
 
 /// Receives documents from [`SnapshotSource::read`]. `index` is the collection's position in
@@ -173,9 +179,10 @@ impl SnapshotSource {
             SourceFormat::Directory | SourceFormat::DirectoryGzip => {
                 directory::read(self, handle, visitor)
             }
-            SourceFormat::Archive | SourceFormat::ArchiveGzip => {
-                archive::read(self, handle, visitor)
-            }
+            SourceFormat::DirectoryCompressed => directory::read(self, handle, visitor),
+            SourceFormat::Archive
+            | SourceFormat::ArchiveGzip
+            | SourceFormat::ArchiveCompressed(_) => archive::read(self, handle, visitor),
         }
     }
 

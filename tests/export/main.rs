@@ -7,6 +7,7 @@
 mod support;
 
 mod bson_corpus;
+mod compressed_dumps;
 mod engine;
 mod extjson_fixtures;
 mod readers;

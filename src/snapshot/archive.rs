@@ -215,6 +215,7 @@ pub(crate) fn open_blocking(
             mongod_version: prelude.server_version,
             ..info
         },
+        pbm: None,
     })
 }
 

@@ -269,6 +269,7 @@ pub(crate) async fn open(location: Location) -> Result<Option<SnapshotSource>, S
         },
         collections,
         info,
+        pbm: None,
     }))
 }
 

@@ -251,9 +251,14 @@ pub(crate) async fn open(found: Found) -> Result<SnapshotSource, SourceError> {
         // PBM before 1.7 wrote no type: every backup was logical.
         "logical" | "" => {}
         other => {
+            let article = if other.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                "an"
+            } else {
+                "a"
+            };
             return Err(invalid(format!(
-                "PBM backup {name} is a {other} backup: snapex reads logical backups only \
-                 (a {other} backup holds database files, not documents)"
+                "PBM backup {name} is {article} {other} backup: snapex reads logical backups \
+                 only ({article} {other} backup holds database files, not documents)"
             )));
         }
     }

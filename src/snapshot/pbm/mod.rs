@@ -214,6 +214,18 @@ pub(crate) async fn locate(location: &Location) -> Result<Option<Found>, SourceE
     Ok(None)
 }
 
+/// The storage root of the PBM backup `location` names, if it names one: a PBM part reads
+/// files beside the location it is named by, so whoever confines sources must allow this
+/// root too (`service::sources` does). A location that cannot be probed is not PBM here; its
+/// open reports the problem.
+pub async fn storage_root(location: &Location) -> Option<Location> {
+    locate(location)
+        .await
+        .ok()
+        .flatten()
+        .map(|found| found.root)
+}
+
 /// `rel` as a key relative to the storage root, if it stays inside it.
 fn inside_root(rel: &str) -> Option<&str> {
     let ok = !rel.is_empty()

@@ -226,6 +226,36 @@ pub async fn storage_root(location: &Location) -> Option<Location> {
         .map(|found| found.root)
 }
 
+/// The replica sets of the PBM backup `location` names, when it names a whole backup (not one
+/// replica set) of more than one: a front end can then make one part of each, named
+/// `<root>/<name>/<rs>`. `None` for anything else.
+pub async fn replica_set_parts(
+    location: &Location,
+) -> Result<Option<Vec<(String, String)>>, SourceError> {
+    let Some(found) = locate(location).await? else {
+        return Ok(None);
+    };
+    if found.replica_set.is_some() {
+        return Ok(None);
+    }
+    let rel = format!("{}{METADATA_SUFFIX}", found.name);
+    let text = objects::read_small(&found.root, &rel, meta::METADATA_LIMIT).await?;
+    let Ok(backup) = serde_json::from_slice::<BackupMeta>(&text) else {
+        return Ok(None); // open reports it
+    };
+    if backup.replsets.len() < 2 {
+        return Ok(None);
+    }
+    let base = found.root.url.trim_end_matches('/');
+    Ok(Some(
+        backup
+            .replsets
+            .iter()
+            .map(|r| (r.name.clone(), format!("{base}/{}/{}", found.name, r.name)))
+            .collect(),
+    ))
+}
+
 /// `rel` as a key relative to the storage root, if it stays inside it.
 fn inside_root(rel: &str) -> Option<&str> {
     let ok = !rel.is_empty()

@@ -70,7 +70,9 @@ const ZERO_ID: &str = "000000000000000000000000";
 
 #[derive(clap::Args, Debug)]
 pub struct ExportArgs {
-    /// The snapshot: a mongodump directory or archive, as a local path or storage URL.
+    /// The snapshot: a mongodump directory or archive (plain or compressed), or a PBM logical
+    /// backup (`<root>/<name>.pbm.json`, `<root>/<name>` or `<root>/<name>/<rs>`), as a local
+    /// path or storage URL. A PBM backup of several replica sets exports them all.
     /// Omit it when every replica set is given with --replica-set.
     pub source: String,
     /// Destination bucket URL: file:///dir, s3://bucket/prefix, az://container/prefix, gs://bucket/prefix.
@@ -192,6 +194,25 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let options = args.storage.options();
 
     let mut part_urls = vec![(args.replica_set_name.clone(), args.source.clone())];
+    // A PBM backup of a sharded cluster holds several replica sets: with no --replica-set
+    // given, each becomes a part under its own name.
+    if args.replica_sets.is_empty() {
+        let location = storage::open(&args.source, &options)
+            .with_context(|| format!("opening snapshot {}", args.source))?;
+        if let Some(sets) = crate::snapshot::pbm::replica_set_parts(&location)
+            .await
+            .with_context(|| format!("reading snapshot {}", args.source))?
+        {
+            eprintln!(
+                "PBM backup with replica sets {}: one part each",
+                sets.iter()
+                    .map(|(name, _)| name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            part_urls = sets;
+        }
+    }
     for item in &args.replica_sets {
         let Some((name, url)) = item.split_once('=') else {
             bail!("--replica-set {item:?}: expected NAME=SOURCE");

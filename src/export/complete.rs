@@ -53,7 +53,7 @@ pub(super) async fn finish(
         .iter()
         .flat_map(|s| s.skipped_collections.iter())
         .collect();
-    let manifest = json!({
+    let mut manifest = json!({
         "formatVersion": MANIFEST_FORMAT,
         "prefix": target.prefix,
         "totalFiles": total_files,
@@ -64,6 +64,22 @@ pub(super) async fn finish(
         "skippedCollections": skipped,
         "objects": objects.values().collect::<Vec<_>>(),
     });
+    // Parts that hold an oplog the export did not apply (PBM backups) say so, with its range:
+    // their documents are as dumped, not as of the snapshot's consistent point.
+    let oplog: Vec<_> = summaries
+        .iter()
+        .filter_map(|s| {
+            let note = s.oplog.as_ref()?;
+            let mut entry = serde_json::to_value(note).ok()?;
+            if let Some(map) = entry.as_object_mut() {
+                map.insert("replicaSet".into(), json!(s.replica_set));
+            }
+            Some(entry)
+        })
+        .collect();
+    if !oplog.is_empty() {
+        manifest["oplog"] = json!(oplog);
+    }
     let base = base_path(&target.bucket.prefix, &target.prefix);
     put_json(target, &base, MANIFEST_FILE, &manifest).await?;
     crate::pause::at(crate::pause::Phase::AfterManifest).await;

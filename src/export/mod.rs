@@ -128,6 +128,9 @@ pub struct ReplicaSetSummary {
     /// Namespaces not exported with a reason (time-series buckets without their collection's
     /// metadata, …), for the manifest and warnings.
     pub skipped_collections: Vec<SkippedCollection>,
+    /// The oplog the part holds and that was not applied (PBM backups), for the manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oplog: Option<crate::snapshot::OplogNote>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -212,7 +215,11 @@ pub async fn export_replica_set(
     progress: Arc<dyn Progress>,
     cancel: CancellationToken,
 ) -> Result<ReplicaSetSummary, ExportError> {
-    replica_set::run(replica_set, source, target, options, progress, cancel).await
+    let oplog = source.info.oplog.clone();
+    let mut summary =
+        replica_set::run(replica_set, source, target, options, progress, cancel).await?;
+    summary.oplog = oplog;
+    Ok(summary)
 }
 
 /// Writes `.manifest.json` and then, last, `.complete` for an export whose replica sets all

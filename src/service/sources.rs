@@ -112,16 +112,37 @@ pub async fn open_part(
             if !allowed {
                 return Err(SourceRefused.into());
             }
-            Ok(crate::storage::open(url, &config.storage)?)
+            let location = crate::storage::open(url, &config.storage)?;
+            // A PBM backup named inside an allowed directory still reads its storage root
+            // (the folder of `<name>.pbm.json`): that root must be allowed as well.
+            if let Some(root) = crate::snapshot::pbm::storage_root(&location).await {
+                let root_path = root.local_root.ok_or(SourceRefused)?;
+                let roots = local_roots(deployment, group_id);
+                let protected = protected_dirs(deployment);
+                let allowed = tokio::task::spawn_blocking(move || {
+                    local_allowed(&root_path, &roots, &protected)
+                })
+                .await
+                .unwrap_or(false);
+                if !allowed {
+                    return Err(SourceRefused.into());
+                }
+            }
+            Ok(location)
         }
         Scheme::Memory => {
-            if remote_granted(deployment, group_id, url) {
-                Ok(crate::storage::open(url, &config.storage)?)
-            } else {
-                Err(SourceRefused.into())
+            if !remote_granted(deployment, group_id, url) {
+                return Err(SourceRefused.into());
             }
+            let location = crate::storage::open(url, &config.storage)?;
+            pbm_root_granted(deployment, group_id, &location).await?;
+            Ok(location)
         }
         scheme @ (Scheme::S3 | Scheme::Azure | Scheme::Gcs) => {
+            // Read under a grant (not the project's own role or environment credentials):
+            // a PBM backup's storage root must lie under the grant too.
+            let granted_only =
+                role_id.is_none() && !config.environment_credentials.contains(group_id);
             let options = match role_id {
                 Some(role_id) => {
                     let role = deployment
@@ -146,8 +167,25 @@ pub async fn open_part(
                 }
                 None => return Err(SourceRefused.into()),
             };
-            Ok(crate::storage::open(url, &options)?)
+            let location = crate::storage::open(url, &options)?;
+            if granted_only {
+                pbm_root_granted(deployment, group_id, &location).await?;
+            }
+            Ok(location)
         }
+    }
+}
+
+/// For a part read under a grant: the storage root of the PBM backup it names, if any, lies
+/// under a grant of the project too.
+async fn pbm_root_granted(
+    deployment: &Deployment,
+    group_id: &str,
+    location: &Location,
+) -> Result<(), SourceRefused> {
+    match crate::snapshot::pbm::storage_root(location).await {
+        Some(root) if !remote_granted(deployment, group_id, &root.url) => Err(SourceRefused),
+        _ => Ok(()),
     }
 }
 

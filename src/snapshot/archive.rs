@@ -1,4 +1,5 @@
-//! mongodump `--archive` files, plain or gzip.
+//! mongodump `--archive` files, plain or compressed as a whole (gzip, zstd, lz4, snappy, s2;
+//! detected by magic number, see [`super::codec`]).
 //!
 //! The format (mongo-tools `common/archive/spec.md`): the magic number `0x8199e26d`
 //! (little-endian), a header document (`version`, `server_version`, `tool_version`,
@@ -39,11 +40,12 @@ use std::io::Read;
 use bson::RawDocument;
 use tokio::runtime::Handle;
 
+use super::codec::{self, Codec, Expect};
 use super::frames::{Frame, FrameReader, corrupt};
 use super::metadata::{
     BUCKETS_PREFIX, ORPHAN_BUCKETS_REASON, kind_of, known_version, link_buckets, parse_extjson,
 };
-use super::objects::{self, object_name};
+use super::objects::object_name;
 use super::{
     CollectionInfo, CollectionKind, DumpInfo, SnapshotSource, SourceError, SourceFormat, Visitor,
 };
@@ -174,38 +176,19 @@ fn raw<'a>(
         .map_err(|e| corrupt(object, offset, format!("invalid {what} document: {e}")))
 }
 
-/// Opens the archive object, detecting gzip by its magic number. Returns the frame reader
-/// positioned at the archive magic and whether the object is gzip'ed.
+/// Opens the archive object, detecting its compression by its magic number (`None`) or
+/// expecting the one given. Returns the frame reader positioned at the archive magic and the
+/// codec.
 fn open_frames(
     location: &Location,
     handle: &Handle,
-    gzip: Option<bool>,
-) -> Result<(FrameReader<Box<dyn Read + Send>>, bool), SourceError> {
+    codec: Option<Codec>,
+) -> Result<(FrameReader<Box<dyn Read + Send>>, Codec), SourceError> {
     let name = object_name(location, "");
-    let gzip = match gzip {
-        Some(g) => g,
-        None => {
-            let mut probe = objects::open_blocking(location, "", false, handle)?;
-            let mut magic = [0u8; 2];
-            let mut got = 0;
-            while got < 2 {
-                match probe.read(&mut magic[got..]) {
-                    Ok(0) => break,
-                    Ok(n) => got += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(source) => {
-                        return Err(SourceError::Io {
-                            object: name,
-                            source,
-                        });
-                    }
-                }
-            }
-            got == 2 && magic == GZIP_MAGIC
-        }
-    };
-    let stream = objects::open_blocking(location, "", gzip, handle)?;
-    Ok((FrameReader::archive(stream, name), gzip))
+    // An archive starts with its own magic number, so gzip's is decisive here too.
+    let expect = codec.map_or(Expect::Sniff { gzip: true }, Expect::Known);
+    let (codec, stream) = codec::open_object(location, "", expect, handle)?;
+    Ok((FrameReader::archive(stream, name), codec))
 }
 
 /// Opens a single-object archive source (blocking; `open` runs it on the blocking pool).
@@ -214,31 +197,33 @@ pub(crate) fn open_blocking(
     handle: &Handle,
     info: DumpInfo,
 ) -> Result<SnapshotSource, SourceError> {
-    let (mut frames, gzip) = open_frames(&location, handle, None)?;
+    let (mut frames, codec) = open_frames(&location, handle, None)?;
     let name = object_name(&location, "");
-    let prelude = read_prelude(&mut frames, &name).map_err(|e| match (gzip, e) {
-        (true, SourceError::Invalid { object, message })
+    let prelude = read_prelude(&mut frames, &name).map_err(|e| match (codec, e) {
+        (Codec::None, e) => e,
+        (codec, SourceError::Invalid { object, message })
             if message.starts_with("not a mongodump") =>
         {
             SourceError::Invalid {
                 object,
-                message: format!("gzip object: {message}"),
+                message: format!("{codec} object: {message}"),
             }
         }
         (_, e) => e,
     })?;
     Ok(SnapshotSource {
         location,
-        format: if gzip {
-            SourceFormat::ArchiveGzip
-        } else {
-            SourceFormat::Archive
+        format: match codec {
+            Codec::None => SourceFormat::Archive,
+            Codec::Gzip => SourceFormat::ArchiveGzip,
+            other => SourceFormat::ArchiveCompressed(other),
         },
         collections: prelude.collections,
         info: DumpInfo {
             mongod_version: prelude.server_version,
             ..info
         },
+        pbm: None,
     })
 }
 
@@ -262,13 +247,28 @@ pub(crate) fn read(
     handle: &Handle,
     visitor: &mut dyn Visitor,
 ) -> Result<(), SourceError> {
-    let gzip = source.format == SourceFormat::ArchiveGzip;
-    let (mut frames, _) = open_frames(&source.location, handle, Some(gzip))?;
+    let codec = match source.format {
+        SourceFormat::ArchiveGzip => Codec::Gzip,
+        SourceFormat::ArchiveCompressed(codec) => codec,
+        _ => Codec::None,
+    };
+    let (mut frames, _) = open_frames(&source.location, handle, Some(codec))?;
     let name = frames.object().to_string();
     read_prelude(&mut frames, &name)?;
+    read_blocks(&source.collections, &mut frames, visitor)
+}
 
+/// Reads an archive's namespace blocks from `frames` (positioned after the prelude), visiting
+/// the exported ones among `collections` (the prelude's, as [`read_prelude`] lists them).
+/// Also the reader of PBM 1.x backups, whose snapshot is a compressed archive.
+pub(crate) fn read_blocks<R: Read>(
+    collections: &[CollectionInfo],
+    frames: &mut FrameReader<R>,
+    visitor: &mut dyn Visitor,
+) -> Result<(), SourceError> {
+    let name = frames.object().to_string();
     let mut known: HashMap<String, usize> = HashMap::new();
-    for (index, c) in source.collections.iter().enumerate() {
+    for (index, c) in collections.iter().enumerate() {
         known.insert(archive_namespace(&c.db, &c.name), index);
         if c.kind == CollectionKind::Timeseries {
             let buckets = format!("{BUCKETS_PREFIX}{}", c.name);
@@ -277,7 +277,7 @@ pub(crate) fn read(
     }
     let mut namespaces: HashMap<String, Namespace> = HashMap::new();
     // Which collections have begun: a time-series collection may get blocks from two namespaces.
-    let mut begun = vec![false; source.collections.len()];
+    let mut begun = vec![false; collections.len()];
     loop {
         // A block: header, documents, terminator.
         let (header, header_offset) = match frames.next_frame()? {
@@ -285,7 +285,14 @@ pub(crate) fn read(
                 (NamespaceHeader::parse(&name, bytes, offset)?, offset)
             }
             Frame::End { offset } => {
-                return finish(source, &frames, &namespaces, &mut begun, visitor, offset);
+                return finish(
+                    collections,
+                    frames,
+                    &namespaces,
+                    &mut begun,
+                    visitor,
+                    offset,
+                );
             }
             Frame::Terminator { offset } => {
                 return Err(
@@ -308,7 +315,7 @@ pub(crate) fn read(
             }
             Entry::Vacant(entry) => {
                 let export = match known.get(&ns_name) {
-                    Some(&i) => source.collections[i].kind.is_exported().then_some(i),
+                    Some(&i) => collections[i].kind.is_exported().then_some(i),
                     None if header.collection.starts_with(BUCKETS_PREFIX) => {
                         tracing::warn!(
                             object = %name,
@@ -357,13 +364,15 @@ pub(crate) fn read(
             ns.state = State::Closed;
             if let Some(i) = ns.export {
                 // A time-series collection ends with the archive (see `finish`).
-                if source.collections[i].kind != CollectionKind::Timeseries {
+                if collections[i].kind != CollectionKind::Timeseries {
                     visitor.end(i)?;
                 }
             }
         }
         loop {
-            match frames.next_frame()? {
+            // Damage inside a block is reported with the namespace it hit.
+            let frame = frames.next_frame().map_err(|e| in_namespace(e, &ns_name))?;
+            match frame {
                 Frame::Terminator { .. } => break,
                 Frame::Document { bytes, offset } => {
                     if header.eof {
@@ -400,8 +409,24 @@ fn archive_namespace(db: &str, name: &str) -> String {
     format!("{db}.{name}")
 }
 
+/// Adds the namespace to a corruption message that does not name it yet.
+fn in_namespace(e: SourceError, namespace: &str) -> SourceError {
+    match e {
+        SourceError::Corrupt {
+            object,
+            offset,
+            message,
+        } if !message.contains(namespace) => SourceError::Corrupt {
+            object,
+            offset,
+            message: format!("namespace {namespace}: {message}"),
+        },
+        other => other,
+    }
+}
+
 fn finish<R: Read>(
-    source: &SnapshotSource,
+    collections: &[CollectionInfo],
     frames: &FrameReader<R>,
     namespaces: &HashMap<String, Namespace>,
     begun: &mut [bool],
@@ -420,7 +445,11 @@ fn finish<R: Read>(
             format!("archive ends before namespace {first} is complete"),
         ));
     }
-    for (i, c) in source.exported() {
+    for (i, c) in collections
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.kind.is_exported())
+    {
         if c.kind == CollectionKind::Timeseries {
             if !std::mem::replace(&mut begun[i], true) {
                 visitor.begin(i)?;

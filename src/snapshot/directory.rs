@@ -1,5 +1,8 @@
 //! mongodump directory dumps: `<db>/<coll>.bson` + `<coll>.metadata.json`, optional
 //! `prelude.json`, and the `--gzip` variant (`.bson.gz`, `.metadata.json.gz`, `prelude.json.gz`).
+//! Files compressed afterwards with zstd, lz4, snappy or s2 (`.bson.zst`, `.metadata.json.lz4`,
+//! …, see [`super::codec`] for the suffixes) are read the same way; a plain-named `.bson`
+//! holding zstd, lz4, snappy or s2 data is recognised by its magic number.
 //!
 //! Layout decisions:
 //! - **Root or database directory.** When subdirectories hold `.bson`/`.metadata.json` files
@@ -38,6 +41,7 @@ use std::collections::BTreeMap;
 use futures::StreamExt;
 use tokio::runtime::Handle;
 
+use super::codec::{self, Codec, Expect};
 use super::frames::{Frame, FrameReader};
 use super::metadata::{
     collection_name, kind_of, link_buckets, parse_extjson, prelude_server_version, unescape_name,
@@ -60,28 +64,25 @@ enum Role {
     Prelude,
 }
 
-/// What a file name is, its base name (collection part) and whether it is gzip'ed.
-fn classify(file: &str) -> Option<(Role, &str, bool)> {
-    let (name, gzip) = match file.strip_suffix(".gz") {
-        Some(n) => (n, true),
-        None => (file, false),
-    };
+/// What a file name is, its base name (collection part) and the codec its suffix names.
+fn classify(file: &str) -> Option<(Role, &str, Codec)> {
+    let (name, codec) = Codec::strip_suffix(file);
     if name == "prelude.json" {
-        return Some((Role::Prelude, name, gzip));
+        return Some((Role::Prelude, name, codec));
     }
     if let Some(base) = name.strip_suffix(".metadata.json") {
-        return (!base.is_empty()).then_some((Role::Metadata, base, gzip));
+        return (!base.is_empty()).then_some((Role::Metadata, base, codec));
     }
     if let Some(base) = name.strip_suffix(".bson") {
-        return (!base.is_empty()).then_some((Role::Data, base, gzip));
+        return (!base.is_empty()).then_some((Role::Data, base, codec));
     }
     None
 }
 
 #[derive(Default)]
 struct Entry {
-    data: Option<(Listed, bool)>,
-    metadata: Option<(Listed, bool)>,
+    data: Option<(Listed, Codec)>,
+    metadata: Option<(Listed, Codec)>,
 }
 
 /// Lists a directory dump. `Ok(None)` when the location holds no dump files at all.
@@ -119,11 +120,12 @@ pub(crate) async fn open(location: Location) -> Result<Option<SnapshotSource>, S
     // (database dir, file base) → files, raw names; BTreeMap for a deterministic walk.
     let mut entries: BTreeMap<(String, String), Entry> = BTreeMap::new();
     let mut preludes: Vec<Listed> = Vec::new();
-    let mut oplog: Option<(Listed, bool)> = None;
+    let mut oplog: Option<(Listed, Codec)> = None;
     let mut any_gzip = false;
+    let mut any_other_codec = false;
     for item in &listed {
         let (dir, file) = split(item);
-        let Some((role, base, gzip)) = classify(&file) else {
+        let Some((role, base, codec)) = classify(&file) else {
             continue;
         };
         let db_dir = match (&dir, is_root) {
@@ -132,7 +134,7 @@ pub(crate) async fn open(location: Location) -> Result<Option<SnapshotSource>, S
             (None, true) => {
                 match role {
                     Role::Prelude => preludes.insert(0, item.clone()),
-                    Role::Data if base == "oplog" => oplog = Some((item.clone(), gzip)),
+                    Role::Data if base == "oplog" => oplog = Some((item.clone(), codec)),
                     _ => tracing::warn!(
                         object = %object_name(&location, &item.rel),
                         "ignoring a file at the dump root that belongs to no database"
@@ -156,7 +158,8 @@ pub(crate) async fn open(location: Location) -> Result<Option<SnapshotSource>, S
             }
             continue;
         }
-        any_gzip |= gzip;
+        any_gzip |= codec == Codec::Gzip;
+        any_other_codec |= !matches!(codec, Codec::None | Codec::Gzip);
         let entry = entries.entry((db_dir, base.to_string())).or_default();
         let slot = match role {
             Role::Data => &mut entry.data,
@@ -171,7 +174,7 @@ pub(crate) async fn open(location: Location) -> Result<Option<SnapshotSource>, S
                 ),
             });
         }
-        *slot = Some((item.clone(), gzip));
+        *slot = Some((item.clone(), codec));
     }
     if entries.is_empty() && oplog.is_none() {
         return Ok(None);
@@ -204,7 +207,7 @@ pub(crate) async fn open(location: Location) -> Result<Option<SnapshotSource>, S
     let location_ref = &location;
     let fetches = metas.into_iter().map(move |meta| async move {
         match meta {
-            Some((listed, gzip)) => read_metadata(location_ref, &listed, gzip).await,
+            Some((listed, codec)) => read_metadata(location_ref, &listed, codec).await,
             None => Ok(None),
         }
     });
@@ -234,7 +237,7 @@ pub(crate) async fn open(location: Location) -> Result<Option<SnapshotSource>, S
         let name = collection_name(&key.1, metadata.as_ref());
         let kind = kind_of(&db, &name, metadata.as_ref(), None);
         let (source, bson_bytes) = match (&entry.data, &entry.metadata) {
-            (Some((data, gzip)), _) => (&data.rel, if *gzip { None } else { Some(data.size) }),
+            (Some((data, codec)), _) => (&data.rel, (*codec == Codec::None).then_some(data.size)),
             (None, Some((meta, _))) => (&meta.rel, Some(0)),
             (None, None) => continue,
         };
@@ -264,13 +267,16 @@ pub(crate) async fn open(location: Location) -> Result<Option<SnapshotSource>, S
     link_buckets(&mut collections)?;
     Ok(Some(SnapshotSource {
         location,
-        format: if any_gzip {
+        format: if any_other_codec {
+            SourceFormat::DirectoryCompressed
+        } else if any_gzip {
             SourceFormat::DirectoryGzip
         } else {
             SourceFormat::Directory
         },
         collections,
         info,
+        pbm: None,
     }))
 }
 
@@ -302,10 +308,10 @@ fn database_dir_name(location: &Location) -> Result<String, SourceError> {
 async fn read_metadata(
     location: &Location,
     listed: &Listed,
-    gzip: bool,
+    codec: Codec,
 ) -> Result<Option<bson::Document>, SourceError> {
     let object = object_name(location, &listed.rel);
-    let bytes = read_text(location, listed, gzip).await?;
+    let bytes = read_text(location, listed, codec).await?;
     match parse_extjson(&bytes) {
         Ok(Some(doc)) => Ok(Some(doc)),
         Ok(None) => {
@@ -323,8 +329,8 @@ async fn read_prelude(
     let Some(listed) = prelude else {
         return Ok(None);
     };
-    let gzip = listed.rel.ends_with(".gz");
-    let bytes = read_text(location, listed, gzip).await?;
+    let (_, codec) = Codec::strip_suffix(&listed.rel);
+    let bytes = read_text(location, listed, codec).await?;
     // The prelude only feeds `mongod_version`: an unreadable one is not worth failing for.
     match prelude_server_version(&bytes) {
         Ok(v) => Ok(v),
@@ -338,34 +344,17 @@ async fn read_prelude(
 async fn read_text(
     location: &Location,
     listed: &Listed,
-    gzip: bool,
+    codec: Codec,
 ) -> Result<Vec<u8>, SourceError> {
     let raw = objects::read_small(location, &listed.rel, METADATA_LIMIT).await?;
-    if !gzip {
+    if codec == Codec::None {
         return Ok(raw);
     }
     let object = object_name(location, &listed.rel);
-    tokio::task::spawn_blocking(move || {
-        use std::io::Read;
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(raw.as_slice())
-            .take(METADATA_LIMIT + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| SourceError::Corrupt {
-                object: object.clone(),
-                offset: out.len() as u64,
-                message: format!("invalid gzip data: {e}"),
-            })?;
-        if out.len() as u64 > METADATA_LIMIT {
-            return Err(SourceError::Invalid {
-                object,
-                message: format!("decompresses to more than {METADATA_LIMIT} bytes"),
-            });
-        }
-        Ok(out)
-    })
-    .await
-    .map_err(|e| SourceError::Stopped(format!("decompression task failed: {e}")))?
+    // Decompression is CPU work: off the runtime's worker threads.
+    tokio::task::spawn_blocking(move || codec::decode_small(&object, raw, codec, METADATA_LIMIT))
+        .await
+        .map_err(|e| SourceError::Stopped(format!("decompression task failed: {e}")))?
 }
 
 /// Reads every exported collection, one after another. See [`SnapshotSource::read`].
@@ -377,10 +366,15 @@ pub(crate) fn read(
     for (index, collection) in source.exported() {
         visitor.begin(index)?;
         let object = &collection.source_object;
-        let gzip = object.ends_with(".bson.gz");
-        if gzip || object.ends_with(".bson") {
+        let (base, named) = Codec::strip_suffix(object);
+        if base.ends_with(".bson") {
             let rel = relative_key(&source.location, object);
-            let stream = objects::open_blocking(&source.location, rel, gzip, handle)?;
+            // The suffix names the codec; a plain `.bson` may still hold a decisive magic.
+            let expect = match named {
+                Codec::None => Expect::Sniff { gzip: false },
+                other => Expect::Known(other),
+            };
+            let (_, stream) = codec::open_object(&source.location, rel, expect, handle)?;
             let mut frames = FrameReader::documents(stream, object.clone());
             loop {
                 match frames.next_frame()? {
@@ -408,19 +402,24 @@ mod tests {
 
     #[test]
     fn file_names_are_classified() {
-        assert_eq!(classify("c.bson"), Some((Role::Data, "c", false)));
-        assert_eq!(classify("c.bson.gz"), Some((Role::Data, "c", true)));
+        assert_eq!(classify("c.bson"), Some((Role::Data, "c", Codec::None)));
+        assert_eq!(classify("c.bson.gz"), Some((Role::Data, "c", Codec::Gzip)));
+        assert_eq!(classify("c.bson.zst"), Some((Role::Data, "c", Codec::Zstd)));
         assert_eq!(
             classify("c.metadata.json"),
-            Some((Role::Metadata, "c", false))
+            Some((Role::Metadata, "c", Codec::None))
         );
         assert_eq!(
             classify("a.b.metadata.json.gz"),
-            Some((Role::Metadata, "a.b", true))
+            Some((Role::Metadata, "a.b", Codec::Gzip))
+        );
+        assert_eq!(
+            classify("a.b.metadata.json.s2"),
+            Some((Role::Metadata, "a.b", Codec::S2))
         );
         assert_eq!(
             classify("prelude.json.gz"),
-            Some((Role::Prelude, "prelude.json", true))
+            Some((Role::Prelude, "prelude.json", Codec::Gzip))
         );
         assert_eq!(classify(".bson"), None);
         assert_eq!(classify("notes.txt"), None);

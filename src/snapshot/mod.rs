@@ -1,5 +1,7 @@
-//! Snapshot sources: one replica set's mongodump directory (plain or `--gzip`) or mongodump
-//! `--archive` (plain or gzip), read as a stream of raw BSON documents per collection.
+//! Snapshot sources: one replica set's mongodump directory (plain, `--gzip`, or compressed
+//! file by file with zstd, lz4, snappy or s2), mongodump `--archive` (plain or compressed
+//! with any of these), or one replica set of a PBM logical backup, read as a stream of raw
+//! BSON documents per collection.
 //!
 //! INTERFACE CONTRACT (the export pipeline depends on these names; keep them stable):
 //! - [`SnapshotSource::open`] detects the format and lists the collections (cheap: listing,
@@ -11,7 +13,8 @@
 
 //!
 //! Layout of this module: [`detect`] decides what a location holds and builds the source;
-//! [`directory`] and [`archive`] list and read the two formats; `frames` splits a byte stream
+//! [`directory`] and [`archive`] list and read the two mongodump formats, [`pbm`] PBM's
+//! backups; [`codec`] detects and decodes compressed streams; `frames` splits a byte stream
 //! into length-checked BSON documents; `objects` reads source objects from the local disk or
 //! any object store; `metadata` parses `.metadata.json`/`prelude.json` and decides each
 //! collection's [`CollectionKind`]; [`generate`] writes deterministic sample dumps for tests
@@ -30,6 +33,7 @@ use chrono::{DateTime, Utc};
 use crate::storage::Location;
 
 pub mod archive;
+pub mod codec;
 pub mod detect;
 pub mod directory;
 mod frames;
@@ -38,6 +42,7 @@ mod metadata;
 
 pub use metadata::ORPHAN_BUCKETS_REASON;
 mod objects;
+pub mod pbm;
 
 /// The largest document accepted: 16 MiB (the server's `BSONObjMaxUserSize`) plus the 16 KiB
 /// the server allows internally (`BSONObjMaxInternalSize`), because oplog entries and documents
@@ -106,6 +111,36 @@ pub struct DumpInfo {
     pub taken_at: Option<DateTime<Utc>>,
     /// Total bytes of the source objects.
     pub total_bytes: u64,
+    /// The oplog the source holds and that the export does not apply (PBM backups).
+    pub oplog: Option<OplogNote>,
+}
+
+/// An oplog range a snapshot part holds but that is not applied to the exported documents:
+/// the documents are as dumped, anywhere between `first` and `last`, while the snapshot's
+/// consistent point is `consistent_at`. Written to `.manifest.json` per replica set.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OplogNote {
+    /// What holds the oplog (`PBM backup <name>`).
+    pub source: String,
+    /// Always `false` for now: applying the oplog is the later "consistent cut".
+    pub applied: bool,
+    /// The replica set's first and last oplog entries the backup holds.
+    pub first: Option<OplogTimestamp>,
+    pub last: Option<OplogTimestamp>,
+    /// The backup's consistent point (its `last_write_ts`).
+    pub consistent_at: Option<OplogTimestamp>,
+    /// The oplog objects, in replay order.
+    pub files: Vec<String>,
+}
+
+/// A BSON timestamp: seconds and increment.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub struct OplogTimestamp {
+    pub t: u32,
+    pub i: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +149,13 @@ pub enum SourceFormat {
     DirectoryGzip,
     Archive,
     ArchiveGzip,
+    /// A directory dump with files compressed by zstd, lz4, snappy or s2 (by their names;
+    /// gzip'ed and plain files may sit beside them).
+    DirectoryCompressed,
+    /// An archive compressed as a whole by zstd, lz4, snappy or s2.
+    ArchiveCompressed(codec::Codec),
+    /// One replica set of a PBM logical backup (any layout and compression; see [`pbm`]).
+    Pbm,
 }
 
 /// Receives documents from [`SnapshotSource::read`]. `index` is the collection's position in
@@ -165,6 +207,8 @@ pub struct SnapshotSource {
     pub format: SourceFormat,
     pub collections: Vec<CollectionInfo>,
     pub info: DumpInfo,
+    /// What reading a PBM part needs (its layout and files); `None` for mongodump sources.
+    pub pbm: Option<std::sync::Arc<pbm::PbmPart>>,
 }
 
 impl CollectionInfo {
@@ -196,9 +240,11 @@ impl SnapshotSource {
             SourceFormat::Directory | SourceFormat::DirectoryGzip => {
                 directory::read(self, handle, visitor)
             }
-            SourceFormat::Archive | SourceFormat::ArchiveGzip => {
-                archive::read(self, handle, visitor)
-            }
+            SourceFormat::DirectoryCompressed => directory::read(self, handle, visitor),
+            SourceFormat::Archive
+            | SourceFormat::ArchiveGzip
+            | SourceFormat::ArchiveCompressed(_) => archive::read(self, handle, visitor),
+            SourceFormat::Pbm => pbm::read(self, handle, visitor),
         }
     }
 

@@ -7,6 +7,7 @@ mod support;
 mod auth;
 mod concurrency;
 mod edge_security;
+mod pbm_import;
 mod schedule_retention;
 mod sdk_parity;
 mod server;

@@ -184,3 +184,129 @@ fn export_and_verify_against_the_s3_and_azure_emulators() {
         );
     }
 }
+
+fn pbm_root(compression: &str) -> PathBuf {
+    support::shared_data().join("pbm").join(compression)
+}
+
+/// Runs `snapex export SOURCE DEST --json`; the summary.
+fn export_json(source: &str, dest: &std::path::Path) -> serde_json::Value {
+    let out = snapex()
+        .arg("export")
+        .arg(source)
+        .arg(dest)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{source}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn a_pbm_backup_exports_in_every_compression_and_verifies() {
+    let bucket = tempfile::tempdir().unwrap();
+    for compression in ["none", "gzip", "pgzip", "snappy", "lz4", "s2", "zstd"] {
+        for (backup, documents, date) in [
+            ("2017-11-19T04:00:30Z", 5, "2017-11-19T0400"),
+            ("2026-02-23T14:46:22Z", 11, "2026-02-23T1446"),
+        ] {
+            // `<root>/<name>`, as `pbm list` names it.
+            let source = format!("{}/{backup}", pbm_root(compression).display());
+            let dest = bucket
+                .path()
+                .join(format!("{compression}-{}", backup.replace(':', "")));
+            let summary = export_json(&source, &dest);
+            assert_eq!(summary["documents"], documents, "{source}: {summary}");
+            // The snapshot time is the backup's consistent point.
+            let prefix = summary["prefix"].as_str().unwrap();
+            assert!(prefix.contains(&format!("/{date}/")), "{prefix}");
+            let verify = snapex()
+                .args(["verify", summary["url"].as_str().unwrap()])
+                .output()
+                .unwrap();
+            assert!(
+                verify.status.success(),
+                "{source}: {}",
+                String::from_utf8_lossy(&verify.stdout)
+            );
+        }
+    }
+}
+
+#[test]
+fn a_pbm_backup_of_several_replica_sets_exports_each_as_a_part() {
+    // A two-shard backup made from the fixture's one replica set: rs0 copied to rs1.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("pbm");
+    let backup = "2026-02-23T14:46:22Z";
+    let from = pbm_root("s2");
+    for file in support::files_under(&from) {
+        let rel = file.strip_prefix(&from).unwrap();
+        if !rel.to_string_lossy().starts_with(backup) {
+            continue;
+        }
+        for rs in ["rs0", "rs1"] {
+            let rel = PathBuf::from(rel.to_string_lossy().replace("/rs0/", &format!("/{rs}/")));
+            std::fs::create_dir_all(root.join(&rel).parent().unwrap()).unwrap();
+            std::fs::write(root.join(&rel), std::fs::read(&file).unwrap()).unwrap();
+        }
+    }
+    let meta_path = root.join(format!("{backup}.pbm.json"));
+    let mut meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
+    let mut second = meta["replsets"][0].clone();
+    second["name"] = "rs1".into();
+    for key in ["backup_name", "oplog_name"] {
+        let value = second[key]
+            .as_str()
+            .unwrap()
+            .replace("/rs0/", "/rs1/")
+            .replace("/rs0", "/rs1");
+        second[key] = value.into();
+    }
+    meta["replsets"].as_array_mut().unwrap().push(second);
+    meta["size"] = serde_json::Value::Null;
+    std::fs::write(&meta_path, serde_json::to_vec_pretty(&meta).unwrap()).unwrap();
+
+    let summary = export_json(
+        &format!("{}/{backup}", root.display()),
+        &dir.path().join("bucket"),
+    );
+    assert_eq!(summary["documents"], 22, "{summary}");
+    let names: Vec<&str> = summary["replicaSets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["rs0", "rs1"], "{summary}");
+    // Naming one replica set exports that one only.
+    let one = export_json(
+        &format!("{}/{backup}/rs1", root.display()),
+        &dir.path().join("bucket-one"),
+    );
+    assert_eq!(one["documents"], 11, "{one}");
+}
+
+#[test]
+fn a_physical_pbm_backup_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let backup = "2017-11-19T04:00:33Z";
+    let text = std::fs::read_to_string(pbm_root("s2").join(format!("{backup}.pbm.json"))).unwrap();
+    let meta = dir.path().join(format!("{backup}.pbm.json"));
+    std::fs::write(&meta, text.replacen("\"logical\"", "\"physical\"", 1)).unwrap();
+    let out = snapex()
+        .arg("export")
+        .arg(&meta)
+        .arg(dir.path().join("bucket"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is a physical backup"), "{stderr}");
+    assert!(stderr.contains("logical backups only"), "{stderr}");
+}

@@ -7,8 +7,10 @@
 mod support;
 
 mod bson_corpus;
+mod compressed_dumps;
 mod engine;
 mod extjson_fixtures;
+mod pbm_backups;
 mod readers;
 mod snapshot_sources;
 mod storage_backends;

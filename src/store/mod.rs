@@ -17,6 +17,7 @@
 mod buckets;
 mod clusters;
 mod credentials;
+mod dashboard;
 mod jobs;
 mod kinds;
 mod orgs;
@@ -38,6 +39,7 @@ pub use credentials::{
     HashedClientSecret, NewApiKeyRow, NewServiceAccountRow, SealedApiKey, StoredApiKey,
     StoredGrant, StoredServiceAccount, TokenOwner,
 };
+pub use dashboard::{AccountIdentity, JobFilter, NodeLease};
 pub use jobs::{
     ClaimedJob, ExportJob, JobPart, JobState, NewExportJob, PartState, RecoveredJob, StateReason,
 };

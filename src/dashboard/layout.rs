@@ -246,7 +246,7 @@ pub fn duration(d: chrono::Duration) -> String {
 /// A job state as a badge.
 pub fn state_badge(state: JobState) -> Markup {
     html! {
-        span.state class={ "state-" (state.as_str()) } { (state.as_str()) }
+        span class={ "state state-" (state.as_str()) } { (state.as_str()) }
     }
 }
 

@@ -80,7 +80,12 @@ fn login_response(
     next: Option<&str>,
     error: Option<&str>,
 ) -> Result<Response, UiError> {
-    let token = session::random_token();
+    // The token of a login form already open in another tab stays valid: a second form
+    // reuses it rather than invalidating the first.
+    let token = cookie(headers, LOGIN_COOKIE)
+        .filter(|t| session::is_token(t))
+        .map(str::to_string)
+        .unwrap_or_else(session::random_token);
     let secure = is_https(headers, uri, dashboard);
     let set = cookie_header(set_cookie(
         LOGIN_COOKIE,

@@ -93,6 +93,14 @@ pub fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// Whether `text` looks like a token of [`random_token`] (43 base64url characters).
+pub fn is_token(text: &str) -> bool {
+    text.len() == 43
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 fn key_of(id: &str) -> [u8; 32] {
     Sha256::digest(id.as_bytes()).into()
 }
@@ -444,5 +452,8 @@ mod tests {
         assert!(tokens_equal("abc", "abc"));
         assert!(!tokens_equal("abc", "abd"));
         assert!(!tokens_equal("abc", "ab"));
+        assert!(is_token(&random_token()));
+        assert!(!is_token("short"));
+        assert!(!is_token(&"=".repeat(43)));
     }
 }

@@ -6,6 +6,7 @@ mod support;
 
 mod auth;
 mod concurrency;
+mod dashboard;
 mod schedule_retention;
 mod server;
 mod trust_credentials;

@@ -565,6 +565,9 @@ async fn job_fragment(
             dt { "Finished" } dd { (maybe_time(job.finished_at)) }
             @if let (Some(s), Some(f)) = (job.started_at, job.finished_at) {
                 dt { "Took" } dd { (layout::duration(f - s)) }
+                @if let (Some(docs), Some(b), Some(ms)) = (documents, bytes, u64::try_from((f - s).num_milliseconds()).ok().filter(|ms| *ms > 0)) {
+                    dt { "Rate" } dd { (count(docs * 1000 / ms)) " documents/s, " (layout::bytes(b * 1000 / ms)) "/s written" }
+                }
             }
             dt { "Collections" } dd data-collections { (job.exported_collections()) "/" (job.total_collections()) }
             dt { "Documents" } dd { (known(documents, count)) }

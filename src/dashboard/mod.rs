@@ -227,3 +227,21 @@ pub async fn cluster_for(
 pub fn refusal(error: impl Into<ApiError>) -> String {
     error.into().detail
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_https_public_url_makes_cookies_secure() {
+        let with = |url: Option<&str>| Options {
+            public_url: url.map(str::to_string),
+            ..Options::default()
+        };
+        assert!(with(Some("https://snapex.example.com/")).public_url_is_https());
+        assert!(with(Some("HTTPS://snapex.example.com")).public_url_is_https());
+        assert!(!with(Some("http://127.0.0.1:8080")).public_url_is_https());
+        assert!(!with(Some("é")).public_url_is_https());
+        assert!(!with(None).public_url_is_https());
+    }
+}

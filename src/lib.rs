@@ -16,15 +16,18 @@
 //! - [`jobs`]: the export job engine (admission, leases, cancellation), on the service layer;
 //! - [`api`]: front end: the Atlas-compatible Admin API and the snapex extensions, one file per
 //!   resource, mapping the service errors to Atlas's error body in one place;
-//! - [`cli`]: front end: the command line (`serve`, `export`, `verify`, the admin commands).
+//! - [`cli`]: front end: the command line (`serve`, `export`, `verify`, the admin commands);
+//! - [`dashboard`]: front end: the web pages under `/ui/`, served beside the API by
+//!   [`api::app`], on the same service layer.
 //!
-//! Layers, top to bottom: `api`, `cli` → `jobs` → `service` → `export`, `snapshot`, `store`,
-//! `storage`, `auth`, `extjson`, `metrics`. No module imports one above it: nothing below the
-//! front ends names `api`, `cli` or an axum type.
+//! Layers, top to bottom: `api`, `dashboard`, `cli` → `jobs` → `service` → `export`,
+//! `snapshot`, `store`, `storage`, `auth`, `extjson`, `metrics`. No module imports one above
+//! it: nothing below the front ends names `api`, `dashboard`, `cli` or an axum type.
 
 pub mod api;
 pub mod auth;
 pub mod cli;
+pub mod dashboard;
 pub mod errors;
 pub mod export;
 pub mod extjson;

@@ -4,6 +4,9 @@
 
 S3S_FS_VERSION=0.14.1
 AZURITE_VERSION=3.35.0
+# The dashboard's browser test: Debian's chromium, driven by playwright-core (which downloads
+# no browser of its own).
+PLAYWRIGHT_CORE_VERSION=1.65.1
 
 : "${SNAPEX_TOOLS:=$HOME/.cache/snapex-tools}"
 
@@ -32,6 +35,32 @@ install_azurite() {
   rm -rf "$dir"
   mv "$dir.partial" "$dir"
   [[ -x $AZURITE_BIN ]] || die "azurite was not installed at $AZURITE_BIN"
+}
+
+# Debian's chromium (with the fonts its pages are drawn in) for the dashboard's browser test.
+install_chromium() {
+  CHROMIUM_BIN=/usr/bin/chromium
+  [[ -x $CHROMIUM_BIN ]] && return 0
+  apt_install chromium fonts-liberation
+  [[ -x $CHROMIUM_BIN ]] || die "chromium was not installed at $CHROMIUM_BIN"
+}
+
+# playwright-core from npm, outside the clone; tests/ui/e2e.mjs loads it from
+# $PLAYWRIGHT_DIR (exported as SNAPEX_TEST_PLAYWRIGHT).
+install_playwright() {
+  local dir="$SNAPEX_TOOLS/playwright-core-$PLAYWRIGHT_CORE_VERSION"
+  PLAYWRIGHT_DIR="$dir/node_modules"
+  [[ -f $PLAYWRIGHT_DIR/playwright-core/package.json ]] && return 0
+  command -v npm >/dev/null || apt_install nodejs npm
+  log "installing playwright-core $PLAYWRIGHT_CORE_VERSION"
+  rm -rf "$dir.partial"
+  mkdir -p "$dir.partial"
+  npm install --prefix "$dir.partial" --no-audit --no-fund --loglevel=error \
+    "playwright-core@$PLAYWRIGHT_CORE_VERSION" >&2
+  rm -rf "$dir"
+  mv "$dir.partial" "$dir"
+  [[ -f $PLAYWRIGHT_DIR/playwright-core/package.json ]] \
+    || die "playwright-core was not installed in $PLAYWRIGHT_DIR"
 }
 
 # The venv is keyed by the hash of the requirements file: changing a pin makes a new one.
@@ -88,5 +117,7 @@ install_all() {
   step "install python venv" install_python_venv
   step "install azurite" install_azurite
   step "install s3s-fs" install_s3s_fs
+  step "install chromium" install_chromium
+  step "install playwright-core" install_playwright
   flock -u 9
 }

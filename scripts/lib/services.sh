@@ -131,6 +131,9 @@ start_postgres() {
 
 start_services() {
   export SNAPEX_TEST_PYTHON=$SNAPEX_PYTHON_BIN
+  # The dashboard's browser test (scripts/lib/install.sh installed both).
+  export SNAPEX_TEST_CHROMIUM=$CHROMIUM_BIN
+  export SNAPEX_TEST_PLAYWRIGHT=$PLAYWRIGHT_DIR
   PYTHON_FOR_SCRIPTS=$SNAPEX_PYTHON_BIN
   step "start s3s-fs" start_s3s_fs
   step "start moto" start_moto

@@ -115,6 +115,10 @@ pub fn app(state: AppState) -> Router {
         .merge(export_buckets::routes())
         .merge(export_jobs::routes())
         .merge(schedule::routes())
+        .merge(crate::dashboard::routes(
+            &state,
+            crate::dashboard::Options::default(),
+        ))
         .merge(health::routes())
         .merge(openapi::routes())
         .merge(oauth::routes::<AppState>())

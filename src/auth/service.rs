@@ -704,6 +704,81 @@ impl AuthService {
     }
 }
 
+/// Checking credentials without an HTTP exchange: the dashboard's login form takes a key pair or
+/// a service account's client credentials once, and its session keeps only who signed in
+/// ([`PrincipalKind`]), never a secret, so every later request reloads the caller with
+/// [`AuthService::principal_of`] (a deleted key or account stops working at once).
+impl AuthService {
+    /// The caller for an API key pair, checked the way Digest checks it: `MD5(public:realm:
+    /// private)` against the key's stored HA1 (sealed at rest; the private key itself is never
+    /// stored), in constant time. A wrong or unknown pair gets the same refusal as wrong Digest
+    /// credentials, after the same hashing, so timing does not tell which public keys exist.
+    pub async fn verify_api_key_pair(
+        &self,
+        public_key: &str,
+        private_key: &str,
+    ) -> Result<Principal, AuthError> {
+        let given = digest::ha1(public_key, REALM, private_key);
+        let Some(key) = self.inner.store.api_key_by_public_key(public_key).await? else {
+            let _ = digest::digests_equal(&given, &digest::ha1(public_key, REALM, ""));
+            tracing::debug!(public_key, "refused key pair: unknown public key");
+            return Err(self.refuse(Refused::Credentials));
+        };
+        let ha1 = self.inner.secrets.open(&key.sealed_ha1)?;
+        let ha1 = String::from_utf8(ha1).map_err(|source| AuthError::CorruptHa1 {
+            key_id: key.id.clone(),
+            source,
+        })?;
+        if !digest::digests_equal(&ha1, &given) {
+            tracing::debug!(public_key, "refused key pair: wrong private key");
+            return Err(self.refuse(Refused::Credentials));
+        }
+        self.principal(
+            key.id,
+            PrincipalKind::ApiKey {
+                public_key: public_key.to_string(),
+            },
+            key.org_id,
+        )
+        .await
+    }
+
+    /// The caller for a service account's client id and secret (the same check as the OAuth
+    /// token endpoint); wrong credentials get [`AuthError::InvalidClient`].
+    pub async fn verify_client_credentials(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+    ) -> Result<Principal, AuthError> {
+        self.check_client(client_id, client_secret).await?;
+        self.principal_of(&PrincipalKind::ServiceAccount {
+            client_id: client_id.to_string(),
+        })
+        .await?
+        .ok_or(AuthError::InvalidClient)
+    }
+
+    /// The caller a signed-in session names, with its grants as they are now; `None` when the
+    /// key or the service account has been deleted since.
+    pub async fn principal_of(&self, kind: &PrincipalKind) -> Result<Option<Principal>, AuthError> {
+        let (id, org_id) = match kind {
+            PrincipalKind::ApiKey { public_key } => {
+                match self.inner.store.api_key_by_public_key(public_key).await? {
+                    Some(key) => (key.id, key.org_id),
+                    None => return Ok(None),
+                }
+            }
+            PrincipalKind::ServiceAccount { client_id } => {
+                match self.inner.store.service_account_owner(client_id).await? {
+                    Some(owner) => (owner.id, owner.org_id),
+                    None => return Ok(None),
+                }
+            }
+        };
+        Ok(Some(self.principal(id, kind.clone(), org_id).await?))
+    }
+}
+
 /// The token of an `Authorization: Bearer <token>` value (scheme case-insensitive), `None` for
 /// any other scheme. A value that is only `Bearer ` is left to the Digest parser, which
 /// refuses it.

@@ -193,11 +193,11 @@ pub struct RecoveredJob {
     pub lease_owner: Option<String>,
 }
 
-const JOB_COLUMNS: &str = "id, group_id, cluster_id, cluster_name, snapshot_id, export_bucket_id, \
+pub(super) const JOB_COLUMNS: &str = "id, group_id, cluster_id, cluster_name, snapshot_id, export_bucket_id, \
     created_at, started_at, finished_at, custom_data, prefix, state, state_reason_code, \
     state_reason_message, cancel_requested";
 
-fn job_from_row(row: &AnyRow) -> Result<ExportJob, StoreError> {
+pub(super) fn job_from_row(row: &AnyRow) -> Result<ExportJob, StoreError> {
     let state: String = row.try_get("state")?;
     let code: Option<String> = row.try_get("state_reason_code")?;
     let message: Option<String> = row.try_get("state_reason_message")?;
@@ -320,7 +320,7 @@ impl Store {
             })
     }
 
-    async fn load_parts(&self, jobs: &mut [ExportJob]) -> Result<(), StoreError> {
+    pub(super) async fn load_parts(&self, jobs: &mut [ExportJob]) -> Result<(), StoreError> {
         for job in jobs.iter_mut() {
             let rows = sqlx::query(&format!(
                 "SELECT {PART_COLUMNS} FROM export_job_parts WHERE job_id = $1 ORDER BY position"

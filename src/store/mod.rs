@@ -19,6 +19,7 @@
 mod buckets;
 mod clusters;
 mod credentials;
+mod dashboard;
 mod jobs;
 mod kinds;
 mod orgs;
@@ -40,6 +41,7 @@ pub use credentials::{
     HashedClientSecret, NewApiKeyRow, NewServiceAccountRow, SealedApiKey, StoredApiKey,
     StoredGrant, StoredServiceAccount, TokenOwner,
 };
+pub use dashboard::{AccountIdentity, JobFilter, NodeLease};
 pub use jobs::{
     ClaimedJob, ExportJob, InterruptedJob, JobPart, JobState, NewExportJob, PartState,
     RecoveredJob, RecoveredPart, Recovery, StateReason, interrupted_reason,

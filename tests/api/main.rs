@@ -6,6 +6,7 @@ mod support;
 
 mod auth;
 mod concurrency;
+mod dashboard;
 mod edge_security;
 mod pbm_import;
 mod schedule_retention;

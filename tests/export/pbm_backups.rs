@@ -33,7 +33,8 @@ struct Backup {
     /// The source dumps (under mongorestore/testdata) of the exported namespaces, as
     /// `(namespace, .bson file)`.
     exported: &'static [(&'static str, &'static str)],
-    /// Namespaces listed but not exported, with their kind.
+    /// Namespaces listed with another kind than a plain collection: system ones are not
+    /// exported, time-series ones are exported as measurements.
     skipped: &'static [(&'static str, CollectionKind)],
     /// Oplog documents per file, in replay order.
     oplog: &'static [usize],
@@ -297,7 +298,29 @@ async fn every_backup_in_every_compression_exports_the_documents_of_its_dump() {
                 );
                 let read: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
                 let collections = read["collections"].as_object().unwrap();
-                assert_eq!(collections.len(), backup.exported.len(), "{tag}: {read}");
+                // Time-series collections are listed with their own kind and exported as
+                // measurements (issue 11): the 5.0 dump's `foo_ts` holds 1294 of them, as its
+                // mongodump directory exports too.
+                let timeseries: Vec<&str> = backup
+                    .skipped
+                    .iter()
+                    .filter(|(_, kind)| *kind == CollectionKind::Timeseries)
+                    .filter(|_| backup.pbm.starts_with("1."))
+                    .map(|(ns, _)| *ns)
+                    .collect();
+                assert_eq!(
+                    collections.len(),
+                    backup.exported.len() + timeseries.len(),
+                    "{tag}: {read}"
+                );
+                for ns in &timeseries {
+                    assert_eq!(collections[*ns]["documents"], 1294, "{tag}: {ns}: {read}");
+                }
+                // KNOWN GAP (reported in the closing note): PBM 2.x keeps a time-series
+                // collection's buckets in the file of `system.buckets.<name>`, which the PBM
+                // reader does not link to the collection yet, so it exports no measurements.
+                // The 1.x archive (read by the archive reader) does. This line pins the gap so
+                // that closing it changes the test.
                 for (ns, bson_file) in backup.exported {
                     let source = std::fs::read(restore_data(bson_file)).unwrap();
                     assert_eq!(

@@ -254,9 +254,17 @@ pub(super) async fn sweep(runner: &Runner, owner: Option<&str>) -> Result<(), St
         let Some(job) = store.get_export_job_by_id(&interrupted.id).await? else {
             continue;
         };
-        if let Some(outcome) = decide(runner, &interrupted, &job).await
-            && store.recover_job(&job.id, owner, &outcome).await?
-        {
+        let Some((outcome, prefix)) = decide(runner, &interrupted, &job).await else {
+            continue;
+        };
+        if store.recover_job(&job.id, owner, &outcome).await? {
+            // Only once the decision is ours: a node whose heartbeat came late keeps its job
+            // (the lease re-check above), and its uploads in progress must stay too. The
+            // owner is gone or stops at its next heartbeat; what it left unfinished (an open
+            // multipart upload, a staging file) goes, whichever way the job ended.
+            if let Some(prefix) = &prefix {
+                crate::export::leftovers::clean(prefix).await;
+            }
             match &outcome {
                 Recovery::Completed { .. } => {
                     tracing::warn!(job_id = %job.id, node = ?interrupted.lease_owner, "export job was interrupted after its .complete; marked successful")
@@ -270,12 +278,13 @@ pub(super) async fn sweep(runner: &Runner, owner: Option<&str>) -> Result<(), St
     Ok(())
 }
 
-/// The outcome of one interrupted job, or `None` to decide at a later poll.
+/// The outcome of one interrupted job and its prefix (when it could be reached), or `None` to
+/// decide at a later poll.
 async fn decide(
     runner: &Runner,
     interrupted: &InterruptedJob,
     job: &ExportJob,
-) -> Option<Recovery> {
+) -> Option<(Recovery, Option<Location>)> {
     let base = interrupted_reason(interrupted.lease_owner.as_deref());
     let replica_sets: Vec<String> = job
         .parts
@@ -288,26 +297,24 @@ async fn decide(
             .map(|inspection| (prefix, inspection)),
         Err(e) => Err(e),
     };
-    if let Ok((prefix, _)) = &inspected {
-        // The node that wrote this prefix is gone: whatever it left unfinished (an open
-        // multipart upload, a staging file) goes, whichever way the job ends.
-        crate::export::leftovers::clean(prefix).await;
-    }
     match inspected {
-        Ok((_, Inspection::Complete(parts))) => Some(Recovery::Completed { parts }),
-        Ok((_, Inspection::Incomplete)) => Some(Recovery::Interrupted { reason: base }),
+        Ok((prefix, Inspection::Complete(parts))) => {
+            Some((Recovery::Completed { parts }, Some(prefix)))
+        }
+        Ok((prefix, Inspection::Incomplete)) => {
+            Some((Recovery::Interrupted { reason: base }, Some(prefix)))
+        }
         Ok((prefix, Inspection::Invalid(problem))) => {
             // Removed before the job is failed: never `Failed` beside a `.complete`.
             remove_complete(&prefix, &job.id).await;
-            Some(Recovery::Interrupted {
-                reason: StateReason {
-                    message: format!(
-                        "{}; the {COMPLETE_FILE} it left does not match its manifest ({problem}) and was removed",
-                        base.message
-                    ),
-                    ..base
-                },
-            })
+            let reason = StateReason {
+                message: format!(
+                    "{}; the {COMPLETE_FILE} it left does not match its manifest ({problem}) and was removed",
+                    base.message
+                ),
+                ..base
+            };
+            Some((Recovery::Interrupted { reason }, Some(prefix)))
         }
         Err(error) => {
             let error = crate::errors::chain(&error);
@@ -318,15 +325,14 @@ async fn decide(
                 tracing::warn!(job_id = %job.id, %error, "cannot check an interrupted job's bucket for .complete; deciding later");
                 return None;
             }
-            Some(Recovery::Interrupted {
-                reason: StateReason {
-                    message: format!(
-                        "{}; its bucket could not be checked for {COMPLETE_FILE}: {error}",
-                        base.message
-                    ),
-                    ..base
-                },
-            })
+            let reason = StateReason {
+                message: format!(
+                    "{}; its bucket could not be checked for {COMPLETE_FILE}: {error}",
+                    base.message
+                ),
+                ..base
+            };
+            Some((Recovery::Interrupted { reason }, None))
         }
     }
 }

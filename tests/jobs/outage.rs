@@ -249,3 +249,48 @@ async fn a_store_that_stays_down_fails_the_job_after_the_budget_with_the_error()
     let keys = moto.keys(&prefix).await;
     assert!(!keys.iter().any(|k| k.ends_with("/.complete")), "{keys:?}");
 }
+
+/// A permanent error is not retried: a refused signature (403, s3s-fs checks SigV4) and a
+/// bucket that does not exist (404, moto) fail the first request, with a budget of a minute.
+/// object_store names the retries in its message once it made any; these have none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_store_errors_fail_at_once() {
+    use object_store::ObjectStoreExt;
+    let (Some(_), Some(_)) = (support::location("s3_sigv4"), support::location("s3")) else {
+        return;
+    };
+    let budget = Some(Duration::from_secs(60));
+    let bucket = std::env::var(support::ENV_S3_BUCKET).unwrap();
+    let forbidden = snapex::storage::StorageOptions {
+        s3_secret_access_key: Some("not-the-secret".into()),
+        max_retries: None,
+        retry_timeout: budget,
+        ..support::storage_options_for("s3_sigv4")
+    };
+    let missing = snapex::storage::StorageOptions {
+        max_retries: None,
+        retry_timeout: budget,
+        ..support::storage_options_for("s3")
+    };
+    for (what, url, options) in [
+        ("403", format!("s3://{bucket}/permanent"), forbidden),
+        (
+            "404 bucket",
+            "s3://no-such-bucket-snapex/permanent".to_string(),
+            missing,
+        ),
+    ] {
+        let location = snapex::storage::open(&url, &options).unwrap();
+        let error = location
+            .store
+            .put(&location.path("x"), vec![1u8].into())
+            .await
+            .expect_err(what);
+        let text = snapex::errors::chain(&error);
+        assert!(!text.contains("retries"), "{what} was retried: {text}");
+        assert!(
+            text.contains("403") || text.contains("404") || text.contains("NoSuchBucket"),
+            "{what}: {text}"
+        );
+    }
+}

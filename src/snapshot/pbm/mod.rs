@@ -286,7 +286,8 @@ pub(crate) async fn open(found: Found) -> Result<SnapshotSource, SourceError> {
         message,
     };
     let text = objects::read_small(&root, &meta_rel, meta::METADATA_LIMIT).await?;
-    let backup: BackupMeta = serde_json::from_slice(&text)
+    let backup: BackupMeta = off_runtime(move || serde_json::from_slice::<BackupMeta>(&text))
+        .await?
         .map_err(|e| invalid(format!("not a PBM backup metadata file: {e}")))?;
 
     match backup.kind.as_str() {
@@ -549,8 +550,9 @@ async fn open_files(
         .unwrap_or_default();
     let metadata_object = object_name(root, dump_rel);
     let text = objects::read_small(root, dump_rel, meta::METADATA_LIMIT).await?;
-    let (server_version, namespaces) =
-        meta::parse_metadata_json(&text).map_err(|message| SourceError::Invalid {
+    let (server_version, namespaces) = off_runtime(move || meta::parse_metadata_json(&text))
+        .await?
+        .map_err(|message| SourceError::Invalid {
             object: metadata_object.clone(),
             message,
         })?;
@@ -571,10 +573,12 @@ async fn open_files(
     let recorded = if stored.contains_key(meta_pbm) {
         let rel = join(meta_pbm);
         let bytes = objects::read_small(root, &rel, meta::METADATA_LIMIT).await?;
-        let specs = meta::parse_meta_pbm(&bytes).map_err(|message| SourceError::Invalid {
-            object: object_name(root, &rel),
-            message,
-        })?;
+        let specs = off_runtime(move || meta::parse_meta_pbm(&bytes))
+            .await?
+            .map_err(|message| SourceError::Invalid {
+                object: object_name(root, &rel),
+                message,
+            })?;
         Some((rel, specs))
     } else {
         if version.is_some_and(|v| v >= (2, 8)) {
@@ -688,6 +692,16 @@ async fn open_files(
         stored_bytes: total,
         server_version: server_version.as_deref().and_then(known_version),
     })
+}
+
+/// Runs `parse` on a blocking thread: a backup of many collections has metadata of several
+/// MiB, whose parsing would hold a runtime worker for too long.
+async fn off_runtime<T: Send + 'static>(
+    parse: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, SourceError> {
+    tokio::task::spawn_blocking(parse)
+        .await
+        .map_err(|e| SourceError::Stopped(format!("metadata parsing task failed: {e}")))
 }
 
 /// Adds the replica set (and namespace) to an error that does not say them yet.

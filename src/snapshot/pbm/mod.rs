@@ -23,7 +23,8 @@
 //!   its file `<name>/<rs>/<db>.<coll><ext>` (time-series buckets under the collection's own
 //!   name); from 2.8 `meta.pbm` records them too, and the two must agree. Every file's size and
 //!   CRC are checked as it is read, also for collections that are not exported; a file the
-//!   metadata lists but the storage lacks fails when the part is opened.
+//!   metadata lists but the storage lacks fails when the part is opened. A file PBM split into
+//!   `.pbmpart.N` pieces (2.11+, files above `maxObjSizeGB`) is read as their concatenation.
 //!
 //! **Refusals.** A backup whose `status` is not `done` (running, error, canceled: PBM itself
 //! cannot restore it), and physical, incremental or external backups (database files, not
@@ -40,6 +41,8 @@ pub(crate) mod meta;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use std::io::Read;
+
 use tokio::runtime::Handle;
 
 use self::meta::{BackupMeta, Namespace, ReplsetMeta, Ts};
@@ -93,6 +96,9 @@ enum Layout {
 #[derive(Debug, Clone)]
 struct DataFile {
     rel: String,
+    /// `<rel>.pbmpart.1`, `.2`, …: PBM 2.11+ splits a stored file larger than its storage's
+    /// `maxObjSizeGB` into pieces of the compressed stream, read back to back.
+    parts: Vec<String>,
     crc: u64,
     size: u64,
 }
@@ -557,7 +563,8 @@ async fn open_files(
             message,
         })?;
     let dir_location = root.child(&dir);
-    let (listed, _) = objects::list(&dir_location, 1).await?;
+    // Deep enough for collection names with a `/` (PBM's `path.Join` makes folders of them).
+    let (listed, _) = objects::list(&dir_location, 4).await?;
     let stored: std::collections::HashMap<&str, u64> =
         listed.iter().map(|l| (l.rel.as_str(), l.size)).collect();
     let join = |file: &str| {
@@ -638,6 +645,13 @@ async fn open_files(
                 })?
                 .to_string();
             let rel_in_dir = rel.strip_prefix(&format!("{dir}/")).unwrap_or(&rel);
+            let mut parts = Vec::new();
+            while let Some(bytes) =
+                stored.get(format!("{rel_in_dir}.pbmpart.{}", parts.len() + 1).as_str())
+            {
+                total += bytes;
+                parts.push(format!("{rel}.pbmpart.{}", parts.len() + 1));
+            }
             match stored.get(rel_in_dir) {
                 Some(bytes) => total += bytes,
                 None => {
@@ -653,6 +667,7 @@ async fn open_files(
             }
             Some(DataFile {
                 rel,
+                parts,
                 crc: *crc as u64,
                 size: *size as u64,
             })
@@ -789,8 +804,12 @@ fn read_file(
     visitor: &mut dyn Visitor,
 ) -> Result<(), SourceError> {
     let object = object_name(&source.location, &file.rel);
-    let (_, stream) =
-        codec::open_object(&source.location, &file.rel, Expect::Known(codec), handle)?;
+    let mut raw = objects::open_blocking(&source.location, &file.rel, false, handle)?;
+    for part in &file.parts {
+        let next = objects::open_blocking(&source.location, part, false, handle)?;
+        raw = Box::new(raw.chain(next));
+    }
+    let (_, stream) = codec::open_stream(raw, Expect::Known(codec), &object)?;
     let mut frames = FrameReader::documents(stream, object.clone());
     let mut crc = CRC64.digest();
     let end = loop {

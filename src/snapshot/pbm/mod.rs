@@ -148,6 +148,20 @@ async fn object_at(location: &Location) -> Result<Option<Listed>, SourceError> {
     }
 }
 
+/// Whether the object exists, for detection. The probes look beside and above the location
+/// the user named, where the credentials may not reach (an S3 policy limited to the dump's
+/// prefix answers 403): a probe that fails means "not a PBM backup here", so that reading a
+/// plain dump never depends on permissions outside it.
+async fn probe(location: &Location) -> bool {
+    match object_at(location).await {
+        Ok(found) => found.is_some(),
+        Err(e) => {
+            tracing::debug!(object = %location.url, error = %e, "PBM probe failed, taken as absent");
+            false
+        }
+    }
+}
+
 /// Whether `location` names a PBM backup (see the module docs for the forms). A bare PBM
 /// storage root is an error listing its backups.
 pub(crate) async fn locate(location: &Location) -> Result<Option<Found>, SourceError> {
@@ -169,10 +183,7 @@ pub(crate) async fn locate(location: &Location) -> Result<Option<Found>, SourceE
     let Some((up, last)) = parent(location) else {
         return Ok(None);
     };
-    if object_at(&up.child(&format!("{last}{METADATA_SUFFIX}")))
-        .await?
-        .is_some()
-    {
+    if probe(&up.child(&format!("{last}{METADATA_SUFFIX}"))).await {
         return Ok(Some(Found {
             root: up,
             name: last,
@@ -180,10 +191,7 @@ pub(crate) async fn locate(location: &Location) -> Result<Option<Found>, SourceE
         }));
     }
     if let Some((root, name)) = parent(&up) {
-        if object_at(&root.child(&format!("{name}{METADATA_SUFFIX}")))
-            .await?
-            .is_some()
-        {
+        if probe(&root.child(&format!("{name}{METADATA_SUFFIX}"))).await {
             return Ok(Some(Found {
                 root,
                 name,
@@ -191,7 +199,7 @@ pub(crate) async fn locate(location: &Location) -> Result<Option<Found>, SourceE
             }));
         }
     }
-    if object_at(&location.child(INIT_FILE)).await?.is_some() {
+    if probe(&location.child(INIT_FILE)).await {
         let (listed, _) = objects::list(location, 1).await?;
         let mut names: Vec<&str> = listed
             .iter()

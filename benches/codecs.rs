@@ -19,13 +19,21 @@ use snapex::snapshot::codec::{self, Codec, Expect};
 use snapex::snapshot::generate::{SampleSpec, write_sample_dump};
 
 const SAMPLE_BYTES: u64 = 32 * 1024 * 1024;
+/// When the test runner lists and runs benchmarks once as tests (no `--bench`), a small
+/// sample keeps that run short; the numbers come from `cargo bench`.
+const TEST_SAMPLE_BYTES: u64 = 1024 * 1024;
 
 fn sample() -> Vec<u8> {
+    let target_bytes = if std::env::args().any(|a| a == "--bench") {
+        SAMPLE_BYTES
+    } else {
+        TEST_SAMPLE_BYTES
+    };
     let dir = std::env::temp_dir().join(format!("snapex-bench-codecs-{}", std::process::id()));
     write_sample_dump(
         &dir,
         &SampleSpec {
-            target_bytes: SAMPLE_BYTES,
+            target_bytes,
             seed: 7,
         },
     )

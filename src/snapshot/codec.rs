@@ -245,8 +245,18 @@ pub(crate) fn open_object(
     handle: &Handle,
 ) -> Result<(Codec, Box<dyn Read + Send>), SourceError> {
     let raw = objects::open_blocking(location, rel, false, handle)?;
+    open_stream(raw, expect, &object_name(location, rel))
+}
+
+/// [`open`] with its errors as [`SourceError`]s naming `object` (a codec that disagrees with
+/// the bytes is corruption at offset 0).
+pub(crate) fn open_stream(
+    raw: Box<dyn Read + Send>,
+    expect: Expect,
+    object: &str,
+) -> Result<(Codec, Box<dyn Read + Send>), SourceError> {
     open(raw, expect).map_err(|e| {
-        let object = object_name(location, rel);
+        let object = object.to_string();
         match e {
             CodecError::Mismatch { .. } => SourceError::Corrupt {
                 object,

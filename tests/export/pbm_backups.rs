@@ -737,3 +737,29 @@ async fn a_backup_in_an_object_store_reads_like_the_local_one() {
         storage::forget_memory_store(&store_name);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_split_into_pbmpart_pieces_reads_as_one() {
+    // PBM 2.11+ stores a file larger than `maxObjSizeGB` as the file plus `.pbmpart.N` pieces
+    // of its compressed stream.
+    let scratch = tempfile::tempdir().unwrap();
+    let backup = "2021-06-14T22:59:02Z";
+    let root = scratch.path().join("root");
+    copy_backup("s2", backup, &root);
+    let file = root.join(backup).join("rs0/timeseries_test.foo_ts.s2");
+    let bytes = std::fs::read(&file).unwrap();
+    let (a, rest) = bytes.split_at(bytes.len() / 3);
+    let (b, c) = rest.split_at(rest.len() / 2);
+    std::fs::write(&file, a).unwrap();
+    std::fs::write(file.with_extension("s2.pbmpart.1"), b).unwrap();
+    std::fs::write(file.with_extension("s2.pbmpart.2"), c).unwrap();
+    let url = format!("{}/{backup}.pbm.json", root.to_str().unwrap());
+    let source = open_url(&url).await.unwrap();
+    // The time-series file is not exported but is read for its CRC and size.
+    read_counts(source).await.unwrap();
+    // Without its last piece the data is short, and that is an error.
+    std::fs::remove_file(file.with_extension("s2.pbmpart.2")).unwrap();
+    let source = open_url(&url).await.unwrap();
+    let error = read_counts(source).await.unwrap_err().to_string();
+    assert!(error.contains("timeseries_test.foo_ts"), "{error}");
+}

@@ -236,7 +236,11 @@ pub fn decode_block(src: &[u8], dst: &mut Vec<u8>, limit: usize) -> io::Result<(
         )));
     }
     let length = length as usize;
-    dst.reserve_exact(length);
+    // The whole block at once (at most `limit`, checked above), written by position: cheaper
+    // than growing a vector by every few-byte copy.
+    dst.clear();
+    dst.resize(length, 0);
+    let mut d = 0usize;
     let bad = || corrupt("invalid s2 block");
     // Offset of the last copy, for S2's repeat; 0 until a copy sets it.
     let mut offset = 0usize;
@@ -260,10 +264,11 @@ pub fn decode_block(src: &[u8], dst: &mut Vec<u8>, limit: usize) -> io::Result<(
                 };
                 let literal = literal.checked_add(1).ok_or_else(bad)?;
                 s += header;
-                if literal > length - dst.len() || literal > src.len() - s {
+                if literal > length - d || literal > src.len() - s {
                     return Err(bad());
                 }
-                dst.extend_from_slice(&src[s..s + literal]);
+                dst[d..d + literal].copy_from_slice(&src[s..s + literal]);
+                d += literal;
                 s += literal;
                 continue;
             }
@@ -312,25 +317,34 @@ pub fn decode_block(src: &[u8], dst: &mut Vec<u8>, limit: usize) -> io::Result<(
                 offset = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
             }
         }
-        let d = dst.len();
         if offset == 0 || offset > d || copy_length > length - d {
             return Err(bad());
         }
-        // A copy may overlap its own output (offset < length): copy in rounds of whole
-        // periods, each round doubling what is available.
         let start = d - offset;
-        let mut remaining = copy_length;
-        while remaining > 0 {
-            let available = dst.len() - start;
-            let n = remaining.min(available);
-            dst.extend_from_within(start..start + n);
-            remaining -= n;
+        if copy_length <= 16 {
+            // Short copies are most of them: byte by byte, which is also right when the copy
+            // overlaps its own output.
+            for k in 0..copy_length {
+                dst[d + k] = dst[start + k];
+            }
+        } else if offset >= copy_length {
+            dst.copy_within(start..start + copy_length, d);
+        } else {
+            // An overlapping copy repeats the last `offset` bytes: copy whole periods, each
+            // round doubling what is available.
+            let mut done = 0;
+            while done < copy_length {
+                let n = (copy_length - done).min(offset + done);
+                dst.copy_within(start..start + n, d + done);
+                done += n;
+            }
         }
+        d += copy_length;
     }
-    if dst.len() != length {
+    if d != length {
+        dst.truncate(d);
         return Err(corrupt(format!(
-            "s2 block decodes to {} bytes, its header says {length}",
-            dst.len()
+            "s2 block decodes to {d} bytes, its header says {length}"
         )));
     }
     Ok(())

@@ -238,3 +238,53 @@ mod tests {
         assert_eq!(file_collection("c"), "c");
     }
 }
+
+/// The metadata parsers take whatever a storage holds: no input makes them panic.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let _ = parse_metadata_json(&bytes);
+            let _ = parse_meta_pbm(&bytes);
+            let _ = serde_json::from_slice::<BackupMeta>(&bytes);
+        }
+
+        #[test]
+        fn damaged_metadata_json_never_panics(
+            edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
+        ) {
+            let mut text = br#"{"server_version":"8.0.0","namespaces":[{"db":"db1","collection":"c1","metadata":"{\"indexes\":[{\"v\":{\"$numberInt\":\"2\"},\"key\":{\"_id\":{\"$numberInt\":\"1\"}},\"name\":\"_id_\"}]}","type":"collection","crc":{"$numberLong":"-1"},"size":{"$numberLong":"59"}}]}"#.to_vec();
+            for (at, value) in edits {
+                let len = text.len();
+                text[at % len] = value;
+            }
+            let _ = parse_metadata_json(&text);
+        }
+
+        #[test]
+        fn damaged_meta_pbm_never_panics(
+            edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
+        ) {
+            let doc = bson::doc! {"version": "2.15.0", "specifications": [
+                {"db": "db1", "name": "system.buckets.w", "type": "collection", "crc": -5i64, "size": 49i64, "indexes": []},
+                {"db": "db1", "name": "w", "type": "timeseries", "crc": 0i64, "size": 0i64},
+            ]};
+            let mut bytes = Vec::new();
+            doc.to_writer(&mut bytes).unwrap();
+            let parsed = parse_meta_pbm(&bytes).unwrap();
+            prop_assert_eq!(parsed.len(), 1);
+            prop_assert_eq!(&parsed[0].file_collection, "w");
+            for (at, value) in edits {
+                let len = bytes.len();
+                bytes[at % len] = value;
+            }
+            let _ = parse_meta_pbm(&bytes);
+        }
+    }
+}

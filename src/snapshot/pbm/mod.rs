@@ -23,7 +23,8 @@
 //!   its file `<name>/<rs>/<db>.<coll><ext>` (time-series buckets under the collection's own
 //!   name); from 2.8 `meta.pbm` records them too, and the two must agree. Every file's size and
 //!   CRC are checked as it is read, also for collections that are not exported; a file the
-//!   metadata lists but the storage lacks fails when the part is opened.
+//!   metadata lists but the storage lacks fails when the part is opened. A file PBM split into
+//!   `.pbmpart.N` pieces (2.11+, files above `maxObjSizeGB`) is read as their concatenation.
 //!
 //! **Refusals.** A backup whose `status` is not `done` (running, error, canceled: PBM itself
 //! cannot restore it), and physical, incremental or external backups (database files, not
@@ -40,6 +41,8 @@ pub(crate) mod meta;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use std::io::Read;
+
 use tokio::runtime::Handle;
 
 use self::meta::{BackupMeta, Namespace, ReplsetMeta, Ts};
@@ -93,6 +96,9 @@ enum Layout {
 #[derive(Debug, Clone)]
 struct DataFile {
     rel: String,
+    /// `<rel>.pbmpart.1`, `.2`, …: PBM 2.11+ splits a stored file larger than its storage's
+    /// `maxObjSizeGB` into pieces of the compressed stream, read back to back.
+    parts: Vec<String>,
     crc: u64,
     size: u64,
 }
@@ -143,6 +149,20 @@ async fn object_at(location: &Location) -> Result<Option<Listed>, SourceError> {
     }
 }
 
+/// Whether the object exists, for detection. The probes look beside and above the location
+/// the user named, where the credentials may not reach (an S3 policy limited to the dump's
+/// prefix answers 403): a probe that fails means "not a PBM backup here", so that reading a
+/// plain dump never depends on permissions outside it.
+async fn probe(location: &Location) -> bool {
+    match object_at(location).await {
+        Ok(found) => found.is_some(),
+        Err(e) => {
+            tracing::debug!(object = %location.url, error = %e, "PBM probe failed, taken as absent");
+            false
+        }
+    }
+}
+
 /// Whether `location` names a PBM backup (see the module docs for the forms). A bare PBM
 /// storage root is an error listing its backups.
 pub(crate) async fn locate(location: &Location) -> Result<Option<Found>, SourceError> {
@@ -164,10 +184,7 @@ pub(crate) async fn locate(location: &Location) -> Result<Option<Found>, SourceE
     let Some((up, last)) = parent(location) else {
         return Ok(None);
     };
-    if object_at(&up.child(&format!("{last}{METADATA_SUFFIX}")))
-        .await?
-        .is_some()
-    {
+    if probe(&up.child(&format!("{last}{METADATA_SUFFIX}"))).await {
         return Ok(Some(Found {
             root: up,
             name: last,
@@ -175,10 +192,7 @@ pub(crate) async fn locate(location: &Location) -> Result<Option<Found>, SourceE
         }));
     }
     if let Some((root, name)) = parent(&up) {
-        if object_at(&root.child(&format!("{name}{METADATA_SUFFIX}")))
-            .await?
-            .is_some()
-        {
+        if probe(&root.child(&format!("{name}{METADATA_SUFFIX}"))).await {
             return Ok(Some(Found {
                 root,
                 name,
@@ -186,7 +200,7 @@ pub(crate) async fn locate(location: &Location) -> Result<Option<Found>, SourceE
             }));
         }
     }
-    if object_at(&location.child(INIT_FILE)).await?.is_some() {
+    if probe(&location.child(INIT_FILE)).await {
         let (listed, _) = objects::list(location, 1).await?;
         let mut names: Vec<&str> = listed
             .iter()
@@ -287,7 +301,8 @@ pub(crate) async fn open(found: Found) -> Result<SnapshotSource, SourceError> {
         message,
     };
     let text = objects::read_small(&root, &meta_rel, meta::METADATA_LIMIT).await?;
-    let backup: BackupMeta = serde_json::from_slice(&text)
+    let backup: BackupMeta = off_runtime(move || serde_json::from_slice::<BackupMeta>(&text))
+        .await?
         .map_err(|e| invalid(format!("not a PBM backup metadata file: {e}")))?;
 
     match backup.kind.as_str() {
@@ -550,13 +565,15 @@ async fn open_files(
         .unwrap_or_default();
     let metadata_object = object_name(root, dump_rel);
     let text = objects::read_small(root, dump_rel, meta::METADATA_LIMIT).await?;
-    let (server_version, namespaces) =
-        meta::parse_metadata_json(&text).map_err(|message| SourceError::Invalid {
+    let (server_version, namespaces) = off_runtime(move || meta::parse_metadata_json(&text))
+        .await?
+        .map_err(|message| SourceError::Invalid {
             object: metadata_object.clone(),
             message,
         })?;
     let dir_location = root.child(&dir);
-    let (listed, _) = objects::list(&dir_location, 1).await?;
+    // Deep enough for collection names with a `/` (PBM's `path.Join` makes folders of them).
+    let (listed, _) = objects::list(&dir_location, 4).await?;
     let stored: std::collections::HashMap<&str, u64> =
         listed.iter().map(|l| (l.rel.as_str(), l.size)).collect();
     let join = |file: &str| {
@@ -572,10 +589,12 @@ async fn open_files(
     let recorded = if stored.contains_key(meta_pbm) {
         let rel = join(meta_pbm);
         let bytes = objects::read_small(root, &rel, meta::METADATA_LIMIT).await?;
-        let specs = meta::parse_meta_pbm(&bytes).map_err(|message| SourceError::Invalid {
-            object: object_name(root, &rel),
-            message,
-        })?;
+        let specs = off_runtime(move || meta::parse_meta_pbm(&bytes))
+            .await?
+            .map_err(|message| SourceError::Invalid {
+                object: object_name(root, &rel),
+                message,
+            })?;
         Some((rel, specs))
     } else {
         if version.is_some_and(|v| v >= (2, 8)) {
@@ -635,6 +654,13 @@ async fn open_files(
                 })?
                 .to_string();
             let rel_in_dir = rel.strip_prefix(&format!("{dir}/")).unwrap_or(&rel);
+            let mut parts = Vec::new();
+            while let Some(bytes) =
+                stored.get(format!("{rel_in_dir}.pbmpart.{}", parts.len() + 1).as_str())
+            {
+                total += bytes;
+                parts.push(format!("{rel}.pbmpart.{}", parts.len() + 1));
+            }
             match stored.get(rel_in_dir) {
                 Some(bytes) => total += bytes,
                 None => {
@@ -650,6 +676,7 @@ async fn open_files(
             }
             Some(DataFile {
                 rel,
+                parts,
                 crc: *crc as u64,
                 size: *size as u64,
             })
@@ -689,6 +716,16 @@ async fn open_files(
         stored_bytes: total,
         server_version: server_version.as_deref().and_then(known_version),
     })
+}
+
+/// Runs `parse` on a blocking thread: a backup of many collections has metadata of several
+/// MiB, whose parsing would hold a runtime worker for too long.
+async fn off_runtime<T: Send + 'static>(
+    parse: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, SourceError> {
+    tokio::task::spawn_blocking(parse)
+        .await
+        .map_err(|e| SourceError::Stopped(format!("metadata parsing task failed: {e}")))
 }
 
 /// Adds the replica set (and namespace) to an error that does not say them yet.
@@ -776,8 +813,12 @@ fn read_file(
     visitor: &mut dyn Visitor,
 ) -> Result<(), SourceError> {
     let object = object_name(&source.location, &file.rel);
-    let (_, stream) =
-        codec::open_object(&source.location, &file.rel, Expect::Known(codec), handle)?;
+    let mut raw = objects::open_blocking(&source.location, &file.rel, false, handle)?;
+    for part in &file.parts {
+        let next = objects::open_blocking(&source.location, part, false, handle)?;
+        raw = Box::new(raw.chain(next));
+    }
+    let (_, stream) = codec::open_stream(raw, Expect::Known(codec), &object)?;
     let mut frames = FrameReader::documents(stream, object.clone());
     let mut crc = CRC64.digest();
     let end = loop {

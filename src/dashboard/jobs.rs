@@ -420,8 +420,22 @@ async fn export_location(
     Ok(location.child(&job.prefix))
 }
 
-async fn read_manifest(dashboard: &Dashboard, job: &ExportJob) -> Files {
-    let location = export_location(dashboard, job).await?;
+/// The job's files, and whether the answer is for good (the manifest, or its absence from a
+/// finished export) rather than a failure to reach the bucket that may pass.
+async fn read_manifest(dashboard: &Dashboard, job: &ExportJob) -> (Files, bool) {
+    match manifest_of(dashboard, job).await {
+        Ok(files) => (Ok(files), true),
+        Err((why, lasting)) => (Err(why), lasting),
+    }
+}
+
+async fn manifest_of(
+    dashboard: &Dashboard,
+    job: &ExportJob,
+) -> Result<Arc<Vec<ManifestObject>>, (String, bool)> {
+    let location = export_location(dashboard, job)
+        .await
+        .map_err(|why| (why, false))?;
     let path = location.path(MANIFEST_FILE);
     let bytes = match location.store.get(&path).await {
         Ok(result) => result.bytes().await,
@@ -430,33 +444,44 @@ async fn read_manifest(dashboard: &Dashboard, job: &ExportJob) -> Files {
     let bytes = match bytes {
         Ok(b) => b,
         Err(object_store::Error::NotFound { .. }) => {
-            return Err(format!(
-                "no {MANIFEST_FILE}: the export did not finish (files it wrote stay in the bucket)"
+            return Err((
+                format!(
+                    "no {MANIFEST_FILE}: the export did not finish (files it wrote stay in the bucket)"
+                ),
+                true,
             ));
         }
         Err(e) => {
-            return Err(hide_paths(
-                dashboard,
-                &format!("cannot read {MANIFEST_FILE}: {e}"),
+            return Err((
+                hide_paths(dashboard, &format!("cannot read {MANIFEST_FILE}: {e}")),
+                false,
             ));
         }
     };
     serde_json::from_slice::<Manifest>(&bytes)
         .map(|m| Arc::new(m.objects))
-        .map_err(|e| format!("{MANIFEST_FILE} is not a valid manifest: {e}"))
+        .map_err(|e| {
+            (
+                format!("{MANIFEST_FILE} is not a valid manifest: {e}"),
+                true,
+            )
+        })
 }
 
-/// The files of a finished job (read once, then from memory).
+/// The files of a finished job (read once, then from memory; a bucket that could not be
+/// reached is tried again next time).
 async fn files_of(dashboard: &Dashboard, job: &ExportJob) -> Files {
     if let Some(files) = dashboard.manifests.map().get(&job.id) {
         return files.clone();
     }
-    let files = read_manifest(dashboard, job).await;
-    let mut map = dashboard.manifests.map();
-    if map.len() >= MANIFESTS_KEPT {
-        map.clear();
+    let (files, lasting) = read_manifest(dashboard, job).await;
+    if lasting {
+        let mut map = dashboard.manifests.map();
+        if map.len() >= MANIFESTS_KEPT {
+            map.clear();
+        }
+        map.insert(job.id.clone(), files.clone());
     }
-    map.insert(job.id.clone(), files.clone());
     files
 }
 

@@ -10,6 +10,11 @@
 //! - `expired`: the session ended (the script goes to the login page);
 //! - `end`: the fragment cannot be shown any more (its data text says why).
 //!
+//! A stream ends by itself after [`Options::live_lifetime`](super::Options) (and at once when
+//! the server shuts down): the browser's `EventSource` reconnects on its own, after the
+//! `retry` the first event sets, and the new stream starts with the current fragment. So no
+//! open page holds a connection that a graceful shutdown would wait for.
+//!
 //! Polling the store once a second per open page was chosen over a change feed: the job
 //! engine already writes progress at its heartbeat (once a second), both engines answer these
 //! reads in well under a millisecond, and it needs no notification channel across nodes.
@@ -18,7 +23,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
@@ -33,8 +38,12 @@ pub type Render = Arc<
         + Sync,
 >;
 
+/// Milliseconds the browser waits before reconnecting a stream that ended.
+const RETRY: Duration = Duration::from_millis(500);
+
 struct Cursor {
     dashboard: Dashboard,
+    started: Instant,
     session_id: String,
     render: Render,
     last: Option<String>,
@@ -50,6 +59,7 @@ pub fn stream(
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let cursor = Cursor {
         dashboard,
+        started: Instant::now(),
         session_id: viewer.session_id,
         render,
         last: None,
@@ -62,7 +72,20 @@ pub fn stream(
         }
         loop {
             if !c.first {
-                tokio::time::sleep(c.dashboard.options.live_every).await;
+                let options = &c.dashboard.options;
+                if c.started.elapsed() >= options.live_lifetime {
+                    return None;
+                }
+                let shutdown = options.shutdown.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(options.live_every) => {}
+                    _ = async move {
+                        match shutdown {
+                            Some(token) => token.cancelled().await,
+                            None => std::future::pending().await,
+                        }
+                    } => return None,
+                }
             }
             c.first = false;
             let session = c.dashboard.sessions.get(&c.session_id, Instant::now());
@@ -92,7 +115,10 @@ pub fn stream(
                     // into data lines and joined again by the browser.
                     let html = markup.into_string().replace('\r', "");
                     if c.last.as_deref() != Some(html.as_str()) {
-                        let event = Event::default().event("fragment").data(&html);
+                        let mut event = Event::default().event("fragment").data(&html);
+                        if c.last.is_none() {
+                            event = event.retry(RETRY);
+                        }
                         c.last = Some(html);
                         return Some((Ok(event), c));
                     }

@@ -167,6 +167,10 @@ pub async fn submit(
         Err(e) => return Err(e.into()),
     };
     tracing::info!(principal_id = %principal.id, "dashboard sign-in");
+    // A new session id at every sign-in; the one this browser had (if any) ends.
+    if let Some(old) = cookie(&headers, SESSION_COOKIE) {
+        dashboard.sessions.remove(old);
+    }
     let id = dashboard
         .sessions
         .create(principal.kind.clone(), Instant::now());

@@ -15,7 +15,8 @@
 //!   `assets/dashboard.js` (a few lines, no build step), served from `/ui/static/`;
 //! - live progress: each live page names a fragment URL that answers Server-Sent Events
 //!   ([`live`]); the server re-renders the fragment every second and sends it only when it
-//!   changed, and the script swaps it in, so nothing reloads;
+//!   changed, and the script swaps it in, so nothing reloads (a stream lasts 20 s and the
+//!   browser reconnects, so a server shutting down never waits long for open pages);
 //! - sessions ([`session`]): in memory on the node that signed the user in (a deployment of
 //!   several nodes behind a load balancer needs sticky sessions for the dashboard; the API is
 //!   unaffected). A session holds who signed in (a public key or a client id) and its CSRF
@@ -93,6 +94,12 @@ pub struct Options {
     pub session_max: Duration,
     /// How often live fragments are re-rendered.
     pub live_every: Duration,
+    /// How long one event stream lasts before the server closes it (the browser reconnects at
+    /// once, with its session checked again): an open page never holds a connection for
+    /// longer, so a graceful shutdown waits at most this long for live pages.
+    pub live_lifetime: Duration,
+    /// Ends every event stream at once when cancelled (the server's shutdown).
+    pub shutdown: Option<tokio_util::sync::CancellationToken>,
 }
 
 /// Idle timeout of a session.
@@ -101,6 +108,8 @@ pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 pub const DEFAULT_SESSION_MAX: Duration = Duration::from_secs(12 * 3600);
 /// Period of the live fragments.
 pub const DEFAULT_LIVE_EVERY: Duration = Duration::from_secs(1);
+/// Lifetime of one event stream.
+pub const DEFAULT_LIVE_LIFETIME: Duration = Duration::from_secs(20);
 
 impl Default for Options {
     fn default() -> Self {
@@ -109,6 +118,8 @@ impl Default for Options {
             session_idle: DEFAULT_SESSION_IDLE,
             session_max: DEFAULT_SESSION_MAX,
             live_every: DEFAULT_LIVE_EVERY,
+            live_lifetime: DEFAULT_LIVE_LIFETIME,
+            shutdown: None,
         }
     }
 }

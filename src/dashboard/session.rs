@@ -40,6 +40,8 @@ pub const LOGIN_COOKIE: &str = "snapex_login";
 pub const CSRF_FIELD: &str = "csrf";
 /// Largest form body accepted.
 const MAX_FORM_BYTES: usize = 64 * 1024;
+/// Sessions a node keeps at most; past it a sign-in forgets the least recently used one.
+const MAX_SESSIONS: usize = 10_000;
 
 /// A one-shot message shown on the next page after an action.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +86,7 @@ pub struct Sessions {
     table: Mutex<HashMap<[u8; 32], Session>>,
     idle: Duration,
     max: Duration,
+    capacity: usize,
 }
 
 /// 256 random bits, base64url: session ids, CSRF and login tokens.
@@ -107,10 +110,15 @@ fn key_of(id: &str) -> [u8; 32] {
 
 impl Sessions {
     pub fn new(idle: Duration, max: Duration) -> Self {
+        Self::with_capacity(idle, max, MAX_SESSIONS)
+    }
+
+    fn with_capacity(idle: Duration, max: Duration, capacity: usize) -> Self {
         Sessions {
             table: Mutex::new(HashMap::new()),
             idle,
             max,
+            capacity,
         }
     }
 
@@ -129,6 +137,14 @@ impl Sessions {
         let mut table = self.table();
         // Sign-ins are rare next to requests: a good moment to forget the expired.
         table.retain(|_, s| self.alive(s, now));
+        if table.len() >= self.capacity
+            && let Some(oldest) = table
+                .iter()
+                .min_by_key(|(_, s)| s.last_seen)
+                .map(|(k, _)| *k)
+        {
+            table.remove(&oldest);
+        }
         table.insert(
             key_of(&id),
             Session {
@@ -421,6 +437,28 @@ mod tests {
         sessions.remove(&a);
         assert!(sessions.get(&a, t0).is_none());
         assert!(sessions.get(&b, t0).is_some());
+    }
+
+    #[test]
+    fn a_full_table_forgets_the_least_recently_used_session() {
+        let sessions =
+            Sessions::with_capacity(Duration::from_secs(60), Duration::from_secs(300), 3);
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let ids: Vec<String> = (0..3).map(|s| sessions.create(who(), at(s))).collect();
+        assert!(
+            sessions.get(&ids[0], at(3)).is_some(),
+            "the oldest, used again"
+        );
+        let newest = sessions.create(who(), at(4));
+        assert_eq!(sessions.len(), 3);
+        assert!(
+            sessions.get(&ids[1], at(5)).is_none(),
+            "the least recently used went"
+        );
+        for id in [&ids[0], &ids[2], &newest] {
+            assert!(sessions.get(id, at(5)).is_some());
+        }
     }
 
     #[test]

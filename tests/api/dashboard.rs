@@ -465,6 +465,71 @@ async fn an_idle_session_expires() {
     assert_eq!(ui.get(&page).await.status, StatusCode::SEE_OTHER);
 }
 
+/// Reads an event stream to its end (at most `limit`); its text.
+async fn read_to_end(mut response: reqwest::Response, limit: Duration) -> String {
+    tokio::time::timeout(limit, async move {
+        let mut text = String::new();
+        while let Some(chunk) = response.chunk().await.unwrap() {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        text
+    })
+    .await
+    .expect("the stream ended in time")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_stream_ends_by_itself_and_at_shutdown() {
+    let app = TestApp::start().await;
+    let (public, private) = key(&app, Role::GroupBackupManager).await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let state = snapex::api::AppState::new(
+        app.server.store.clone(),
+        app.server.auth.clone(),
+        app.deployment.server_config().deployment,
+    );
+    let options = snapex::dashboard::Options {
+        live_lifetime: Duration::from_secs(2),
+        shutdown: Some(shutdown.clone()),
+        ..Default::default()
+    };
+    let router: axum::Router =
+        snapex::dashboard::router(snapex::dashboard::Dashboard::new(state, options));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let mut ui = Ui::new(&format!("http://{addr}"));
+    ui.sign_in_key(&public, &private).await;
+    let open = || async {
+        let response = ui
+            .http
+            .get(format!("{}/ui/groups/{}/nodes/live", ui.base, app.group_id))
+            .header(
+                "Cookie",
+                format!("snapex_session={}", ui.session.as_ref().unwrap()),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response
+    };
+    // By itself, after its lifetime; the first event tells the browser to come back quickly.
+    let started = std::time::Instant::now();
+    let text = read_to_end(open().await, Duration::from_secs(10)).await;
+    assert!(started.elapsed() >= Duration::from_secs(2), "{text}");
+    assert!(
+        text.contains("event: fragment") && text.contains("retry: 500"),
+        "{text}"
+    );
+    // At once when the server shuts down.
+    let response = open().await;
+    let started = std::time::Instant::now();
+    shutdown.cancel();
+    read_to_end(response, Duration::from_secs(10)).await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Roles: the API's, on every page and action.
 

@@ -3,7 +3,8 @@
 //
 // An element with data-live="URL" gets its content replaced by every `fragment` event of
 // that URL's event stream; `expired` means the session ended (go to the login page), `end`
-// that the fragment cannot be shown any more (the reason is shown in its place).
+// that the fragment cannot be shown any more (the reason is shown in its place). The server
+// ends each stream after a while and the browser reconnects by itself.
 (function () {
   'use strict';
 
@@ -16,6 +17,16 @@
     source.addEventListener('expired', function () {
       source.close();
       window.location.assign('/ui/login?next=' + encodeURIComponent(window.location.pathname + window.location.search));
+    });
+    // A stream that ends is reconnected by the browser; one that cannot be (the server is
+    // gone, or the session ended between two streams) closes, and the page says so.
+    source.addEventListener('error', function () {
+      if (source.readyState === EventSource.CLOSED) {
+        var note = document.createElement('p');
+        note.className = 'flash error';
+        note.textContent = 'Live updates stopped: reload the page.';
+        element.prepend(note);
+      }
     });
     source.addEventListener('end', function (event) {
       source.close();

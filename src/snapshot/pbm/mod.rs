@@ -778,7 +778,7 @@ pub(crate) fn read(
         }
         Layout::Files { codec, files } => {
             for (index, collection) in source.collections.iter().enumerate() {
-                let exported = collection.kind == CollectionKind::Collection;
+                let exported = collection.kind.is_exported();
                 let namespace = collection.namespace();
                 if exported {
                     visitor.begin(index)?;

@@ -51,8 +51,8 @@ use super::frames::{Frame, FrameReader};
 use super::metadata::{kind_of, known_version};
 use super::objects::{self, Listed, Target, object_name};
 use super::{
-    CollectionInfo, CollectionKind, DumpInfo, OplogNote, OplogTimestamp, SnapshotSource,
-    SourceError, SourceFormat, Visitor, archive,
+    CollectionInfo, DumpInfo, OplogNote, OplogTimestamp, SnapshotSource, SourceError, SourceFormat,
+    Visitor, archive,
 };
 use crate::storage::{Location, StorageOptions};
 

@@ -93,6 +93,36 @@ pub fn replica_set_json(ctx: &Ctx, s: &Snapshot) -> Value {
     Value::Object(m)
 }
 
+/// One member of a sharded snapshot, fetched by its id through the replica-set path as Atlas
+/// serves a shard's snapshot: a `DiskBackupReplicaSet` of that shard, with the sharded
+/// snapshot's times, type and retention, and the part's size and version.
+fn member_json(ctx: &Ctx, s: &Snapshot, index: usize) -> Value {
+    let mut m = common(ctx, s, false);
+    let (member_id, part) = match (s.member_ids().into_iter().nth(index), s.parts.get(index)) {
+        (Some(id), Some(part)) => (id, part),
+        _ => return replica_set_json(ctx, s),
+    };
+    m.insert("copyRegions".into(), json!([]));
+    m.insert("id".into(), member_id.clone().into());
+    m.insert(
+        "links".into(),
+        json!([
+            {"href": ctx.url(&format!("/api/atlas/v2/groups/{}/clusters/{}/backup/snapshots/{member_id}", s.group_id, s.cluster_name)), "rel": "self"},
+            {"href": ctx.url(&format!("/api/atlas/v2/groups/{}/clusters/{}/backup/snapshots/shardedCluster/{}", s.group_id, s.cluster_name, s.id)), "rel": "https://cloud.mongodb.com/snapshot"},
+        ]),
+    );
+    if let Some(v) = part.mongod_version.as_ref().or(s.mongod_version.as_ref()) {
+        m.insert("mongodVersion".into(), v.clone().into());
+    }
+    m.insert(
+        "replicaSetName".into(),
+        part.replica_set_name.clone().into(),
+    );
+    m.insert("storageSizeBytes".into(), part.storage_size_bytes.into());
+    m.insert("type".into(), "replicaSet".into());
+    Value::Object(m)
+}
+
 /// The spec's member `cloudProvider` (required, AWS/AZURE/GCP) from where the part lives. A
 /// local part has no cloud; AWS is reported for it because the enum has no better value.
 fn provider_of(url: &str) -> &'static str {
@@ -106,17 +136,19 @@ fn provider_of(url: &str) -> &'static str {
 /// A sharded-cluster snapshot in Atlas's shape (`DiskBackupShardedClusterSnapshot`).
 pub fn sharded_json(ctx: &Ctx, s: &Snapshot) -> Value {
     let mut m = common(ctx, s, true);
+    let member_ids = s.member_ids();
     m.insert(
         "members".into(),
         s.parts
             .iter()
-            .map(|p| {
-                json!({"cloudProvider": provider_of(&p.url), "id": s.id, "replicaSetName": p.replica_set_name})
+            .zip(&member_ids)
+            .map(|(p, id)| {
+                json!({"cloudProvider": provider_of(&p.url), "id": id, "replicaSetName": p.replica_set_name})
             })
             .collect::<Vec<_>>()
             .into(),
     );
-    m.insert("snapshotIds".into(), json!([s.id]));
+    m.insert("snapshotIds".into(), json!(member_ids));
     m.insert("type".into(), "shardedCluster".into());
     Value::Object(m)
 }
@@ -272,23 +304,26 @@ async fn get_one(
     Path((group_id, cluster_name, snapshot_id)): Path<(String, String, String)>,
 ) -> Result<Reply, ApiError> {
     let served = ctx.version(ONLY_2023)?;
-    let (cluster, s) = find(
+    let (_, cluster) = super::cluster_for(
         &state,
         &principal,
         &group_id,
         &cluster_name,
-        &snapshot_id,
         Role::GroupReadOnly,
     )
     .await?;
-    if cluster.cluster_type == ClusterType::Sharded {
-        return Err(not_found(&snapshot_id, &cluster_name));
-    }
-    Ok(Reply::ok(
-        served,
-        ctx.query.format,
-        replica_set_json(&ctx, &s),
-    ))
+    // On a sharded cluster this path serves the members (Atlas's per-shard snapshots), not
+    // the sharded snapshot itself, which has its own path.
+    let body = match cluster.cluster_type {
+        ClusterType::Replicaset => {
+            replica_set_json(&ctx, &snapshots::get(&state, &cluster, &snapshot_id).await?)
+        }
+        ClusterType::Sharded => {
+            let (s, index) = snapshots::get_member(&state, &cluster, &snapshot_id).await?;
+            member_json(&ctx, &s, index)
+        }
+    };
+    Ok(Reply::ok(served, ctx.query.format, body))
 }
 
 async fn get_sharded(

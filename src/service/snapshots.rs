@@ -288,6 +288,24 @@ pub async fn get(
         })
 }
 
+/// The member `member_id` of one of the cluster's sharded snapshots (a shard's or the config
+/// server's snapshot, as Atlas lists them in `snapshotIds`): the snapshot and the part's index.
+pub async fn get_member(
+    deployment: &Deployment,
+    cluster: &Cluster,
+    member_id: &str,
+) -> Result<(Snapshot, usize), SnapshotError> {
+    super::check_id("snapshotId", member_id)?;
+    deployment
+        .store
+        .find_snapshot_member(&cluster.id, member_id)
+        .await?
+        .ok_or_else(|| SnapshotError::NotFound {
+            snapshot_id: member_id.to_string(),
+            cluster_name: cluster.name.clone(),
+        })
+}
+
 /// A retention change: at most one way of setting the expiry per request (Atlas's
 /// `retentionUnit`/`retentionValue` from the snapshot's `createdAt`, our `retentionInDays`
 /// from now, or `expiresAt`), and `doNotDelete`.

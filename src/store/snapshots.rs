@@ -46,6 +46,32 @@ pub struct Snapshot {
     pub owns_files: bool,
 }
 
+impl Snapshot {
+    /// The snapshot id of each part of a sharded snapshot (Atlas's `members[].id` and
+    /// `snapshotIds`), in part order. Atlas gives every shard and the config server a snapshot
+    /// of its own; snapex keeps one record per sharded snapshot, so a member's id is derived
+    /// from the snapshot's id and the part's replica set name: stable across nodes and
+    /// restarts without a column of its own, ObjectId-shaped (24 hex digits) as clients expect,
+    /// and distinct from every other id with the odds of a 96-bit hash.
+    pub fn member_ids(&self) -> Vec<String> {
+        self.parts
+            .iter()
+            .map(|p| member_id(&self.id, &p.replica_set_name))
+            .collect()
+    }
+}
+
+fn member_id(snapshot_id: &str, replica_set_name: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(b"snapex member snapshot\0")
+        .chain_update(snapshot_id.as_bytes())
+        .chain_update(b"\0")
+        .chain_update(replica_set_name.as_bytes())
+        .finalize();
+    hex::encode(&digest[..12])
+}
+
 /// A snapshot record that the retention sweep deleted (for its log line).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExpiredSnapshot {
@@ -188,6 +214,30 @@ impl Store {
             .map(snapshot_from_row)
             .collect::<Result<_, _>>()?;
         Ok((snapshots, u64::try_from(total).unwrap_or(0)))
+    }
+
+    /// The snapshot of cluster `cluster_id` one of whose members (see [`Snapshot::member_ids`])
+    /// is `member_id`, and the member's part index. Member ids are derived, not stored, so this
+    /// reads the cluster's snapshots: a cluster holds what its retention keeps (hundreds), and
+    /// clients fetch members rarely.
+    pub async fn find_snapshot_member(
+        &self,
+        cluster_id: &str,
+        member_id: &str,
+    ) -> Result<Option<(Snapshot, usize)>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM snapshots WHERE cluster_id = $1"
+        ))
+        .bind(cluster_id)
+        .fetch_all(&self.pool)
+        .await?;
+        for row in &rows {
+            let snapshot = snapshot_from_row(row)?;
+            if let Some(index) = snapshot.member_ids().iter().position(|m| m == member_id) {
+                return Ok(Some((snapshot, index)));
+            }
+        }
+        Ok(None)
     }
 
     /// The mongod version of each cluster of `group_id` whose snapshots recorded one: that of

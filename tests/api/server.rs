@@ -1093,7 +1093,37 @@ async fn a_sharded_cluster_exports_every_shard_under_one_prefix() {
         .await;
     validate(&one, "DiskBackupShardedClusterSnapshot", "sharded get");
     assert_eq!(one["members"].as_array().unwrap().len(), 2);
-    // the replica-set path does not show a sharded snapshot
+    // Every member has a snapshot id of its own, listed in `snapshotIds`, and the replica-set
+    // path serves it as that shard's snapshot (as Atlas serves a shard's snapshot).
+    let member_ids: Vec<String> = one["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(one["snapshotIds"], json!(member_ids));
+    assert_ne!(member_ids[0], member_ids[1]);
+    assert!(!member_ids.contains(&id), "{member_ids:?}");
+    for (member_id, shard) in member_ids.iter().zip(["shard0", "shard1"]) {
+        assert!(
+            member_id.len() == 24 && member_id.chars().all(|c| c.is_ascii_hexdigit()),
+            "{member_id}"
+        );
+        let member = app
+            .ok(
+                "GET",
+                &format!("/api/atlas/v2/groups/{g}/clusters/sharded/backup/snapshots/{member_id}"),
+                V2023,
+                None,
+            )
+            .await;
+        validate(&member, "DiskBackupReplicaSet", "sharded member get");
+        assert_eq!(member["id"], json!(member_id));
+        assert_eq!(member["replicaSetName"], shard);
+        assert_eq!(member["type"], "replicaSet");
+        assert_eq!(member["createdAt"], one["createdAt"]);
+    }
+    // the replica-set path does not show the sharded snapshot itself
     let (status, headers, body) = app
         .call(
             "GET",

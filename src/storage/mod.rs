@@ -45,6 +45,8 @@ use percent_encoding::percent_decode_str;
 /// [`StorageOptions::retry_timeout`] is not set: long enough to ride out a store restart or a
 /// failover, short enough that a dead endpoint fails the export within minutes.
 pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(120);
+/// Where GCS requests go when nothing says otherwise.
+pub const GCS_DEFAULT_BASE_URL: &str = "https://storage.googleapis.com";
 /// The first wait between retries; later waits grow exponentially, with jitter.
 pub const RETRY_INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest wait between two retries: a store that is back is found within this.
@@ -164,6 +166,11 @@ pub struct StorageOptions {
     pub azure_use_emulator: bool,
     /// A service-account key: the JSON itself, or the path of a JSON file.
     pub gcs_service_account_key: Option<String>,
+    /// The GCS endpoint requests go to instead of [`GCS_DEFAULT_BASE_URL`] (`http://127.0.0.1:P`
+    /// for a test server). When set it wins over a `gcs_base_url` inside the key; when unset the
+    /// key's field (or `GOOGLE_BASE_URL` from the environment) applies, as object_store reads
+    /// them — so whoever supplies the key decides the endpoint unless this is set.
+    pub gcs_base_url: Option<String>,
     /// Allow plain-HTTP endpoints (emulators on loopback).
     pub allow_http: bool,
     /// A cap on the number of retries of one request; by default none: the budget
@@ -197,6 +204,7 @@ impl fmt::Debug for StorageOptions {
                 "gcs_service_account_key",
                 &redact(&self.gcs_service_account_key),
             )
+            .field("gcs_base_url", &self.gcs_base_url)
             .field("allow_http", &self.allow_http)
             .field("max_retries", &self.max_retries)
             .field("retry_timeout", &self.retry_timeout)
@@ -702,6 +710,9 @@ fn open_gcs(parsed: ParsedUrl, options: &StorageOptions) -> Result<Location, Sto
         } else {
             builder.with_service_account_path(key)
         };
+    }
+    if let Some(url) = &options.gcs_base_url {
+        builder = builder.with_base_url(url.trim_end_matches('/'));
     }
     if options.allow_http {
         // Through the config key, not `with_client_options`, which would replace whatever

@@ -168,6 +168,11 @@ impl GcsServer {
         });
     }
 
+    /// Whether an object is stored under the full key `key`.
+    pub fn has_object(&self, key: &str) -> bool {
+        self.lock().objects.contains_key(key)
+    }
+
     /// How many requests the server turned away for their credentials.
     pub fn unauthenticated_requests(&self) -> u64 {
         self.lock().unauthenticated

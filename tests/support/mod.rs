@@ -219,6 +219,15 @@ pub fn child_env(backend: &str) -> Vec<(String, String)> {
             ("AWS_ALLOW_HTTP", "true".into()),
         ],
         "azure" => vec![("AZURE_STORAGE_USE_EMULATOR", "true".into())],
+        // The operator's way to a GCS endpoint: object_store reads every `GOOGLE_*` key.
+        "gcs" => {
+            let server = gcs::server();
+            vec![
+                ("GOOGLE_SERVICE_ACCOUNT_KEY", server.key_json().to_string()),
+                ("GOOGLE_BASE_URL", server.url.clone()),
+                ("GOOGLE_ALLOW_HTTP", "true".into()),
+            ]
+        }
         _ => vec![],
     };
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()

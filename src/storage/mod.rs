@@ -711,24 +711,42 @@ fn open_gcs(parsed: ParsedUrl, options: &StorageOptions) -> Result<Location, Sto
             builder.with_service_account_path(key)
         };
     }
-    if let Some(url) = &options.gcs_base_url {
-        builder = builder.with_base_url(url.trim_end_matches('/'));
-    }
+    // One endpoint for the store and for listing its open uploads: the option, else the
+    // environment's `GOOGLE_BASE_URL`, else the inline key's own field, else Google's.
+    let base_url = options
+        .gcs_base_url
+        .clone()
+        .or_else(|| builder.get_config_value(&GoogleConfigKey::BaseUrl))
+        .or_else(|| {
+            let key = options.gcs_service_account_key.as_deref()?;
+            let key: serde_json::Value = serde_json::from_str(key).ok()?;
+            key.get("gcs_base_url")?.as_str().map(str::to_string)
+        })
+        .unwrap_or_else(|| GCS_DEFAULT_BASE_URL.to_string());
+    let base_url = base_url.trim_end_matches('/').to_string();
+    builder = builder.with_base_url(&base_url);
     if options.allow_http {
         // Through the config key, not `with_client_options`, which would replace whatever
         // client settings `from_env` picked up.
         builder = builder.with_config(GoogleConfigKey::Client(ClientConfigKey::AllowHttp), "true");
     }
-    let store = builder.build().map_err(|source| StorageError::Open {
+    let store = Arc::new(builder.build().map_err(|source| StorageError::Open {
         url: parsed.display.clone(),
         source,
-    })?;
+    })?);
+    // The store percent-encodes the bucket in its own paths; a bucket name is letters, digits,
+    // '-', '.' and '_' (checked above), which mean the same either way.
+    let pending = uploads::GcsUploads {
+        store: store.clone(),
+        bucket_url: format!("{base_url}/{}", parsed.authority),
+        http: UPLOADS_HTTP.clone(),
+    };
     Ok(Location {
-        store: Arc::new(store),
+        store,
         prefix: parsed.prefix,
         url: parsed.display,
         local_root: None,
-        pending_uploads: None,
+        pending_uploads: Some(Arc::new(pending)),
     })
 }
 

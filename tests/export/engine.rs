@@ -408,6 +408,29 @@ async fn a_gs_export_uploads_files_in_several_parts_and_verifies() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_left_open_under_a_gs_export_is_aborted_once_every_object_is_written() {
+    // As a CreateMultipartUpload retried after its first attempt succeeded late leaves one.
+    let bucket = support::location("gcs").unwrap();
+    let orphan = bucket.path(&format!("{}/db/coll/rs0.0.json.gz", prefix()));
+    drop(bucket.store.put_multipart(&orphan).await.unwrap());
+    let server = support::gcs::server();
+    let under = format!("{}/", bucket.prefix);
+    assert_eq!(server.open_uploads(&under), [orphan.to_string()]);
+    let source = open_source(&fixtures().join("mongorestore/testdata/testdirs")).await;
+    export_to(
+        &bucket,
+        vec![("rs0".into(), source)],
+        &ExportOptions::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(server.open_uploads(&under), Vec::<String>::new());
+    assert_eq!(server.aborted_uploads(&under), [orphan.to_string()]);
+    let report = export::verify::verify(&bucket.child(&prefix())).await;
+    assert!(report.is_ok(), "{:?}", report.problems);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_part_gcs_refuses_fails_the_export_and_its_upload_is_aborted() {
     let (_dump, source) = generated(30_000_000, 12).await;
     let bucket = support::location("gcs").unwrap();

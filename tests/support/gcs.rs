@@ -2,8 +2,9 @@
 //! accepts the XML-API writes `object_store` sends (fake-gcs-server implements the JSON API and
 //! only part of the XML one), so GCS writes are tested against this implementation, written
 //! from Google's XML API reference (object PUT, GET with `Range`, HEAD, DELETE, list with
-//! `list-type=2`, multipart initiate / upload part / complete / abort) and from the requests
-//! object_store 0.14's `gcp` client sends.
+//! `list-type=2`, multipart initiate / upload part / complete / abort, list multipart uploads)
+//! and from the requests object_store 0.14's `gcp` client and snapex's sweep of open uploads
+//! (`storage::uploads`) send.
 //!
 //! Authentication is checked as GCS checks a service account's self-signed JWT (Google AIP
 //! 4111, what object_store sends as the bearer for a service-account key; it never calls the
@@ -383,6 +384,7 @@ fn route(
         .into_owned();
     if key.is_empty() {
         return match *method {
+            Method::GET if param("uploads").is_some() => list_uploads(state, &param),
             Method::GET => list(state, &param),
             _ => Err(err(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -848,6 +850,63 @@ fn list<'q>(state: &Shared, param: &dyn Fn(&str) -> Option<&'q str>) -> Result<R
         ));
     }
     xml.push_str("</ListBucketResult>");
+    Ok(xml_response(StatusCode::OK, xml))
+}
+
+/// `GET /<bucket>?uploads&prefix=&key-marker=&upload-id-marker=&max-uploads=`: the uploads in
+/// progress, by key then upload id.
+fn list_uploads<'q>(
+    state: &Shared,
+    param: &dyn Fn(&str) -> Option<&'q str>,
+) -> Result<Response, GcsError> {
+    let prefix = param("prefix").unwrap_or("");
+    let key_marker = param("key-marker").unwrap_or("");
+    let id_marker = param("upload-id-marker").unwrap_or("");
+    let max = match param("max-uploads") {
+        None => MAX_KEYS,
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|_| {
+                err(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidArgument",
+                    "Invalid max-uploads.",
+                )
+            })?
+            .clamp(1, MAX_KEYS),
+    };
+    let s = lock(state);
+    let mut open: Vec<(&str, &str)> = s
+        .uploads
+        .iter()
+        .filter(|(_, u)| u.key.starts_with(prefix))
+        .map(|(id, u)| (u.key.as_str(), id.as_str()))
+        .filter(|(k, id)| (*k, *id) > (key_marker, id_marker))
+        .collect();
+    open.sort();
+    let truncated = open.len() > max;
+    open.truncate(max);
+    let mut xml = format!(
+        "<?xml version='1.0' encoding='UTF-8'?><ListMultipartUploadsResult xmlns=\"{XMLNS}\"><Bucket>{BUCKET}</Bucket><KeyMarker>{}</KeyMarker><UploadIdMarker>{}</UploadIdMarker><Prefix>{}</Prefix><MaxUploads>{max}</MaxUploads><IsTruncated>{truncated}</IsTruncated>",
+        escape(key_marker),
+        escape(id_marker),
+        escape(prefix)
+    );
+    if truncated && let Some((k, id)) = open.last() {
+        xml.push_str(&format!(
+            "<NextKeyMarker>{}</NextKeyMarker><NextUploadIdMarker>{}</NextUploadIdMarker>",
+            escape(k),
+            escape(id)
+        ));
+    }
+    for (k, id) in &open {
+        xml.push_str(&format!(
+            "<Upload><Key>{}</Key><UploadId>{}</UploadId><StorageClass>STANDARD</StorageClass></Upload>",
+            escape(k),
+            escape(id)
+        ));
+    }
+    xml.push_str("</ListMultipartUploadsResult>");
     Ok(xml_response(StatusCode::OK, xml))
 }
 

@@ -464,7 +464,7 @@ async fn a_store_failing_mid_export_fails_the_job_once_with_the_object_and_the_e
 
 /// A project's GCP bucket on our GCS XML-API server (`support::gcs`): the access role with the
 /// test service-account key and the server as its endpoint, and the export bucket.
-async fn gcs_bucket(api: &AtlasClient) -> String {
+pub(crate) async fn gcs_bucket(api: &AtlasClient) -> String {
     let server = support::gcs::server();
     let g = api.group_id.clone();
     let role = api

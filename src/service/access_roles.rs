@@ -53,6 +53,10 @@ pub enum AccessRoleError {
     EnvironmentNotAllowed { role_id: String },
     #[error("access role {role_id} has an endpoint the server does not allow")]
     EndpointNotAllowed { role_id: String },
+    /// A GCP role whose service-account key is not a key's JSON object (a file path would make
+    /// the server read its own files).
+    #[error("access role {role_id} has a service-account key the server does not accept: {why}")]
+    KeyNotAllowed { role_id: String, why: &'static str },
     #[error("metadata store")]
     Store(#[from] StoreError),
 }
@@ -99,6 +103,22 @@ pub fn endpoint_refusal(endpoint: &str, allow_insecure: bool) -> Option<&'static
     }
 }
 
+/// Fields of a service-account key file that object_store obeys but that are not Google's:
+/// they would let a key choose the endpoint (past the endpoint rule) or turn authentication off.
+const GCS_KEY_OVERRIDES: [&str; 2] = ["gcs_base_url", "disable_oauth"];
+
+/// Why a tenant's GCP service-account key is refused, or `None`: it must be the key's JSON
+/// object itself, without [`GCS_KEY_OVERRIDES`] (the endpoint goes in the role's `endpoint`).
+pub fn service_account_key_refusal(key: &str) -> Option<&'static str> {
+    match serde_json::from_str::<serde_json::Value>(key) {
+        Ok(serde_json::Value::Object(fields)) => GCS_KEY_OVERRIDES
+            .iter()
+            .any(|f| fields.contains_key(*f))
+            .then_some("gcs_base_url and disable_oauth are not accepted; give the endpoint as the role's endpoint"),
+        _ => Some("must be the service-account key's JSON object"),
+    }
+}
+
 /// The sealed part of a role.
 #[derive(Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -132,6 +152,11 @@ pub async fn create(
         && let Some(why) = endpoint_refusal(endpoint, deployment.config.allow_insecure_endpoints)
     {
         return Err(Invalid::attribute("endpoint", why).into());
+    }
+    if let (CloudProvider::Gcp, Some(key)) = (provider, &request.service_account_key)
+        && let Some(why) = service_account_key_refusal(key)
+    {
+        return Err(Invalid::attribute("serviceAccountKey", why).into());
     }
     if !request.from_environment {
         match provider {
@@ -196,6 +221,8 @@ pub async fn create(
 /// options or environment is merged in (only the retry settings are kept). A `fromEnvironment`
 /// role gets the server's options and environment, and only in a project the operator allowed;
 /// the endpoint rule is checked again at use, so a setting the operator tightened later holds.
+/// A role's `endpoint` is where its store is: an S3-compatible endpoint, Azurite, or a GCS
+/// XML-API endpoint (`storage.googleapis.com` when unset).
 pub fn storage_options_for(
     deployment: &Deployment,
     role: &AccessRole,
@@ -258,7 +285,8 @@ pub fn storage_options_for(
         match role.provider {
             CloudProvider::Aws => options.s3_endpoint = Some(endpoint),
             CloudProvider::Azure => options.azure_use_emulator = true,
-            _ => {}
+            CloudProvider::Gcp => options.gcs_base_url = Some(endpoint),
+            CloudProvider::Filesystem => {}
         }
     }
     if let Some(region) = s("region") {
@@ -275,7 +303,23 @@ pub fn storage_options_for(
                 options.azure_account = s("accountName");
                 options.azure_access_key = sealed.account_key;
             }
-            CloudProvider::Gcp => options.gcs_service_account_key = sealed.service_account_key,
+            CloudProvider::Gcp => {
+                // Checked again at use: a role recorded before the check existed, or a key
+                // that is a path, never reaches object_store. The endpoint is always set, so
+                // nothing in the key can choose it.
+                if let Some(key) = &sealed.service_account_key
+                    && let Some(why) = service_account_key_refusal(key)
+                {
+                    return Err(AccessRoleError::KeyNotAllowed {
+                        role_id: role.id.clone(),
+                        why,
+                    });
+                }
+                options.gcs_service_account_key = sealed.service_account_key;
+                options
+                    .gcs_base_url
+                    .get_or_insert_with(|| crate::storage::GCS_DEFAULT_BASE_URL.to_string());
+            }
             CloudProvider::Filesystem => {}
         }
     }
@@ -284,7 +328,24 @@ pub fn storage_options_for(
 
 #[cfg(test)]
 mod tests {
-    use super::endpoint_refusal;
+    use super::{endpoint_refusal, service_account_key_refusal};
+
+    #[test]
+    fn a_gcp_key_must_be_the_json_itself_and_cannot_choose_its_endpoint() {
+        let key = r#"{"type":"service_account","private_key":"k","private_key_id":"1","client_email":"a@b"}"#;
+        assert_eq!(service_account_key_refusal(key), None);
+        for refused in [
+            "/etc/snapex/operator-key.json",
+            "[1]",
+            r#"{"private_key":"k","gcs_base_url":"https://internal.example"}"#,
+            r#"{"private_key":"k","disable_oauth":true}"#,
+        ] {
+            assert!(
+                service_account_key_refusal(refused).is_some(),
+                "{refused} must be refused"
+            );
+        }
+    }
 
     #[test]
     fn endpoints_must_be_https_and_never_metadata_addresses() {

@@ -45,6 +45,8 @@ use percent_encoding::percent_decode_str;
 /// [`StorageOptions::retry_timeout`] is not set: long enough to ride out a store restart or a
 /// failover, short enough that a dead endpoint fails the export within minutes.
 pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(120);
+/// Where GCS requests go when nothing says otherwise.
+pub const GCS_DEFAULT_BASE_URL: &str = "https://storage.googleapis.com";
 /// The first wait between retries; later waits grow exponentially, with jitter.
 pub const RETRY_INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest wait between two retries: a store that is back is found within this.
@@ -164,6 +166,11 @@ pub struct StorageOptions {
     pub azure_use_emulator: bool,
     /// A service-account key: the JSON itself, or the path of a JSON file.
     pub gcs_service_account_key: Option<String>,
+    /// The GCS endpoint requests go to instead of [`GCS_DEFAULT_BASE_URL`] (`http://127.0.0.1:P`
+    /// for a test server). When set it wins over a `gcs_base_url` inside the key; when unset the
+    /// key's field (or `GOOGLE_BASE_URL` from the environment) applies, as object_store reads
+    /// them — so whoever supplies the key decides the endpoint unless this is set.
+    pub gcs_base_url: Option<String>,
     /// Allow plain-HTTP endpoints (emulators on loopback).
     pub allow_http: bool,
     /// A cap on the number of retries of one request; by default none: the budget
@@ -197,6 +204,7 @@ impl fmt::Debug for StorageOptions {
                 "gcs_service_account_key",
                 &redact(&self.gcs_service_account_key),
             )
+            .field("gcs_base_url", &self.gcs_base_url)
             .field("allow_http", &self.allow_http)
             .field("max_retries", &self.max_retries)
             .field("retry_timeout", &self.retry_timeout)
@@ -703,21 +711,42 @@ fn open_gcs(parsed: ParsedUrl, options: &StorageOptions) -> Result<Location, Sto
             builder.with_service_account_path(key)
         };
     }
+    // One endpoint for the store and for listing its open uploads: the option, else the
+    // environment's `GOOGLE_BASE_URL`, else the inline key's own field, else Google's.
+    let base_url = options
+        .gcs_base_url
+        .clone()
+        .or_else(|| builder.get_config_value(&GoogleConfigKey::BaseUrl))
+        .or_else(|| {
+            let key = options.gcs_service_account_key.as_deref()?;
+            let key: serde_json::Value = serde_json::from_str(key).ok()?;
+            key.get("gcs_base_url")?.as_str().map(str::to_string)
+        })
+        .unwrap_or_else(|| GCS_DEFAULT_BASE_URL.to_string());
+    let base_url = base_url.trim_end_matches('/').to_string();
+    builder = builder.with_base_url(&base_url);
     if options.allow_http {
         // Through the config key, not `with_client_options`, which would replace whatever
         // client settings `from_env` picked up.
         builder = builder.with_config(GoogleConfigKey::Client(ClientConfigKey::AllowHttp), "true");
     }
-    let store = builder.build().map_err(|source| StorageError::Open {
+    let store = Arc::new(builder.build().map_err(|source| StorageError::Open {
         url: parsed.display.clone(),
         source,
-    })?;
+    })?);
+    // The store percent-encodes the bucket in its own paths; a bucket name is letters, digits,
+    // '-', '.' and '_' (checked above), which mean the same either way.
+    let pending = uploads::GcsUploads {
+        store: store.clone(),
+        bucket_url: format!("{base_url}/{}", parsed.authority),
+        http: UPLOADS_HTTP.clone(),
+    };
     Ok(Location {
-        store: Arc::new(store),
+        store,
         prefix: parsed.prefix,
         url: parsed.display,
         local_root: None,
-        pending_uploads: None,
+        pending_uploads: Some(Arc::new(pending)),
     })
 }
 

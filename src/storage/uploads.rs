@@ -1,5 +1,6 @@
 //! Multipart uploads left open under a prefix: listed and aborted where the store can say which
-//! are in progress (S3's ListMultipartUploads), so that an export that stopped (a crash, a
+//! are in progress (S3's ListMultipartUploads, GCS's XML-API "list multipart uploads", the same
+//! request and answer), so that an export that stopped (a crash, a
 //! lost lease) or a retried CreateMultipartUpload whose first attempt succeeded late leaves no
 //! upload — and no billed parts — behind.
 //!
@@ -7,7 +8,7 @@
 //! catch is the upload created by an attempt whose answer never arrived (object_store retried
 //! it and handed back the second upload's id), and listing finds that one too. object_store
 //! has no list of uploads, so the request is made here, signed with its own SigV4 signer and
-//! the store's own credentials. Azure has no such state to clean (uncommitted blocks expire on
+//! the store's own credentials (on GCS: the store's own bearer token). Azure has no such state to clean (uncommitted blocks expire on
 //! their own); `file://` staging files are found on disk (`crate::export` recovery).
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use object_store::MultipartId;
 use object_store::aws::{AmazonS3, AwsAuthorizer};
 use object_store::client::HttpRequestBody;
+use object_store::gcp::GoogleCloudStorage;
 use object_store::multipart::MultipartStore;
 use object_store::path::Path;
 
@@ -127,30 +129,116 @@ impl PendingUploads for S3Uploads {
         let mut markers = None;
         for _ in 0..MAX_PAGES {
             let body = self.page(prefix.as_ref(), markers.as_ref()).await?;
-            for upload in elements(&body, "Upload") {
-                if let (Some(key), Some(id)) = (
-                    elements(upload, "Key").first(),
-                    elements(upload, "UploadId").first(),
-                ) {
-                    let key = unescape(key);
-                    let key = Path::parse(&key).unwrap_or_else(|_| Path::from(key.as_str()));
-                    found.push((key, unescape(id)));
-                }
+            match read_page(&body, &mut found) {
+                Some(next) => markers = Some(next),
+                None => break,
             }
-            let truncated = elements(&body, "IsTruncated")
-                .first()
-                .is_some_and(|v| *v == "true");
-            let next = (
-                elements(&body, "NextKeyMarker")
-                    .first()
-                    .map(|s| unescape(s)),
-                elements(&body, "NextUploadIdMarker")
-                    .first()
-                    .map(|s| unescape(s)),
-            );
-            match (truncated, next) {
-                (true, (Some(key), Some(id))) => markers = Some((key, id)),
-                _ => break,
+        }
+        Ok(found)
+    }
+
+    async fn abort(&self, key: &Path, id: &MultipartId) -> Result<(), UploadsError> {
+        self.store
+            .abort_multipart(key, id)
+            .await
+            .map_err(|source| UploadsError::Abort {
+                key: key.to_string(),
+                id: id.clone(),
+                source,
+            })
+    }
+}
+
+/// Adds the uploads of one ListMultipartUploads answer to `found`; the markers of the next page
+/// when the answer is truncated.
+fn read_page(body: &str, found: &mut Vec<(Path, MultipartId)>) -> Option<(String, String)> {
+    for upload in elements(body, "Upload") {
+        if let (Some(key), Some(id)) = (
+            elements(upload, "Key").first(),
+            elements(upload, "UploadId").first(),
+        ) {
+            let key = unescape(key);
+            let key = Path::parse(&key).unwrap_or_else(|_| Path::from(key.as_str()));
+            found.push((key, unescape(id)));
+        }
+    }
+    let truncated = elements(body, "IsTruncated")
+        .first()
+        .is_some_and(|v| *v == "true");
+    let key = elements(body, "NextKeyMarker").first().map(|s| unescape(s));
+    let id = elements(body, "NextUploadIdMarker")
+        .first()
+        .map(|s| unescape(s));
+    match (truncated, key, id) {
+        (true, Some(key), Some(id)) => Some((key, id)),
+        _ => None,
+    }
+}
+
+/// [`PendingUploads`] of one GCS bucket, through the XML API.
+pub struct GcsUploads {
+    pub(super) store: Arc<GoogleCloudStorage>,
+    /// `<base URL>/<bucket>`, no `/` at the end: where the listing goes (the store's own
+    /// endpoint).
+    pub(super) bucket_url: String,
+    pub(super) http: reqwest::Client,
+}
+
+impl GcsUploads {
+    async fn page(
+        &self,
+        prefix: &str,
+        markers: Option<&(String, String)>,
+    ) -> Result<String, UploadsError> {
+        let failed = |source: Box<dyn std::error::Error + Send + Sync>| UploadsError::List {
+            url: self.bucket_url.clone(),
+            source,
+        };
+        let mut url = url::Url::parse(&self.bucket_url).map_err(|e| failed(Box::new(e)))?;
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("uploads", "");
+            query.append_pair("prefix", prefix);
+            if let Some((key, id)) = markers {
+                query.append_pair("key-marker", key);
+                query.append_pair("upload-id-marker", id);
+            }
+        }
+        let credential = self
+            .store
+            .credentials()
+            .get_credential()
+            .await
+            .map_err(|e| failed(Box::new(e)))?;
+        let mut call = self.http.get(url.as_str());
+        // Empty when the key disables OAuth (emulators): then no header, as object_store does.
+        if !credential.bearer.is_empty() {
+            call = call.bearer_auth(&credential.bearer);
+        }
+        let response = call.send().await.map_err(|e| failed(Box::new(e)))?;
+        let status = response.status();
+        let body = response.text().await.map_err(|e| failed(Box::new(e)))?;
+        if !status.is_success() {
+            return Err(UploadsError::Status {
+                url: self.bucket_url.clone(),
+                status: status.as_u16(),
+                body,
+            });
+        }
+        Ok(body)
+    }
+}
+
+#[async_trait::async_trait]
+impl PendingUploads for GcsUploads {
+    async fn list(&self, prefix: &Path) -> Result<Vec<(Path, MultipartId)>, UploadsError> {
+        let mut found = Vec::new();
+        let mut markers = None;
+        for _ in 0..MAX_PAGES {
+            let body = self.page(prefix.as_ref(), markers.as_ref()).await?;
+            match read_page(&body, &mut found) {
+                Some(next) => markers = Some(next),
+                None => break,
             }
         }
         Ok(found)

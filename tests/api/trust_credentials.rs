@@ -184,3 +184,61 @@ async fn hostile_endpoints_are_refused() {
         .await;
     assert_eq!(status, 200, "{body}");
 }
+
+/// A GCP role reaches GCS at its `endpoint` (here our XML-API server, `support::gcs`) with its
+/// own service-account key: the permission check of a new bucket is written there, signed by
+/// that key (the server verifies every request's JWT).
+#[tokio::test]
+async fn a_gcp_role_writes_at_its_endpoint_with_its_own_key() {
+    let server = crate::support::gcs::server();
+    let app = app(|c| c.allow_insecure_endpoints = true).await;
+    let (status, role) = app
+        .create_role(json!({"provider": "GCP", "serviceAccountKey": server.key_json(), "endpoint": server.url}))
+        .await;
+    assert_eq!(status, 200, "{role}");
+    let refused_before = server.unauthenticated_requests();
+    let path = format!("/api/atlas/v2/groups/{}/backup/exportBuckets", app.group_id);
+    let (status, bucket) = app
+        .post(
+            &path,
+            "application/vnd.atlas.2024-05-30+json",
+            json!({"cloudProvider": "GCP", "bucketName": crate::support::gcs::BUCKET, "roleId": role["roleId"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{bucket}");
+    assert_eq!(server.unauthenticated_requests(), refused_before);
+    assert!(server.has_object("exported_snapshots/.permissioncheck"));
+}
+
+/// A key is the key's JSON: a path would make the server read its own files (the operator's
+/// key among them), and `gcs_base_url` / `disable_oauth` inside it would choose an endpoint
+/// past the endpoint rule or drop authentication. Each gets 400 on `serviceAccountKey`.
+#[tokio::test]
+async fn a_gcp_key_that_is_a_path_or_names_its_own_endpoint_is_refused() {
+    let app = app(|c| c.allow_insecure_endpoints = true).await;
+    for key in [
+        json!("/etc/snapex/gcs-operator-key.json"),
+        json!(
+            r#"{"type":"service_account","private_key":"k","private_key_id":"1","client_email":"a@b","gcs_base_url":"http://10.0.0.1"}"#
+        ),
+        json!(
+            r#"{"type":"service_account","private_key":"k","private_key_id":"1","client_email":"a@b","disable_oauth":true}"#
+        ),
+    ] {
+        let (status, body) = app
+            .create_role(json!({"provider": "GCP", "serviceAccountKey": key}))
+            .await;
+        assert_eq!(status, 400, "{key}: {body}");
+        assert_eq!(body["errorCode"], "INVALID_ATTRIBUTE", "{key}");
+        assert_eq!(
+            body["badRequestDetail"]["fields"][0]["field"],
+            "serviceAccountKey"
+        );
+    }
+    // The endpoint rule applies to GCP endpoints as to any other.
+    let (status, body) = app
+        .create_role(json!({"provider": "GCP", "serviceAccountKey": r#"{"private_key":"k"}"#, "endpoint": "http://169.254.169.254"}))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["badRequestDetail"]["fields"][0]["field"], "endpoint");
+}

@@ -185,6 +185,47 @@ fn export_and_verify_against_the_s3_and_azure_emulators() {
     }
 }
 
+/// `snapex export` and `snapex verify` to `gs://` with the operator's `GOOGLE_*` environment
+/// (a service-account key, `GOOGLE_BASE_URL` pointing at our GCS XML-API server).
+#[test]
+fn export_and_verify_on_gcs_with_the_google_environment() {
+    let location = support::location("gcs").unwrap();
+    let out = snapex()
+        .arg("export")
+        .arg(fixture("mongorestore/testdata/indexmetadata"))
+        .arg(&location.url)
+        .arg("--json")
+        .envs(support::child_env("gcs"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let url = summary["url"].as_str().unwrap();
+    let rel = url
+        .strip_prefix(&format!("gs://{}/", support::gcs::BUCKET))
+        .unwrap_or_else(|| panic!("{url}"));
+    assert!(
+        support::gcs::server().has_object(&format!("{rel}/.complete")),
+        "{url}"
+    );
+    let verify = snapex()
+        .arg("verify")
+        .arg(url)
+        .envs(support::child_env("gcs"))
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}
+
 fn pbm_root(compression: &str) -> PathBuf {
     support::shared_data().join("pbm").join(compression)
 }

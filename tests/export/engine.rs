@@ -1,5 +1,6 @@
 //! The export engine end to end: real mongodump fixtures and generated snapshots exported to
-//! every object store (memory, local, S3 on s3s-fs, Azure on Azurite), read back and compared
+//! every object store (memory, local, S3 on moto, Azure on Azurite, GCS on our XML-API server),
+//! read back and compared
 //! document by document with the source BSON; failures injected in the middle of uploads;
 //! `verify` against good and damaged exports.
 
@@ -351,6 +352,125 @@ async fn store_failing_mid_upload_names_the_object_and_leaves_no_complete() {
             "{backend}: nothing was aborted"
         );
     }
+}
+
+/// Level 0 makes the data files as large as their JSON: a 30 MB sample gives files of two
+/// 8 MiB parts or more.
+fn uncompressed() -> ExportOptions {
+    ExportOptions {
+        compression_level: 0,
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gs_export_uploads_files_in_several_parts_and_verifies() {
+    let (_dump, source) = generated(30_000_000, 11).await;
+    let bucket = support::location("gcs").unwrap();
+    let summary = export_to(&bucket, vec![("rs0".into(), source)], &uncompressed())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let server = support::gcs::server();
+    let under = format!("{}/", bucket.prefix);
+    let completed = server.completed_uploads(&under);
+    let largest = completed.iter().map(|c| c.parts).max().unwrap_or(0);
+    assert!(largest >= 2, "a data file of several parts: {completed:?}");
+    assert_eq!(server.open_uploads(&under), Vec::<String>::new());
+    assert_eq!(server.aborted_uploads(&under), Vec::<String>::new());
+    assert!(
+        get(
+            &bucket.store,
+            &bucket.path(&format!("{}/.complete", prefix()))
+        )
+        .await
+        .is_some()
+    );
+    // Every data file reads back whole: its bytes, and as many lines as documents written.
+    let files: Vec<_> = summary
+        .replica_sets
+        .iter()
+        .flat_map(|r| &r.objects)
+        .filter(|o| o.key.ends_with(".json.gz"))
+        .collect();
+    assert!(!files.is_empty());
+    for o in files {
+        let path = bucket.path(&format!("{}/{}", prefix(), o.key));
+        let gz = get(&bucket.store, &path).await.expect("a data file");
+        assert_eq!(gz.len() as u64, o.bytes, "{path}");
+        let mut json = String::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_string(&mut json)
+            .unwrap();
+        assert_eq!(json.lines().count() as u64, o.documents, "{path}");
+    }
+    let report = export::verify::verify(&bucket.child(&prefix())).await;
+    assert!(report.is_ok(), "{:?}", report.problems);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_left_open_under_a_gs_export_is_aborted_once_every_object_is_written() {
+    // As a CreateMultipartUpload retried after its first attempt succeeded late leaves one.
+    let bucket = support::location("gcs").unwrap();
+    let orphan = bucket.path(&format!("{}/db/coll/rs0.0.json.gz", prefix()));
+    drop(bucket.store.put_multipart(&orphan).await.unwrap());
+    let server = support::gcs::server();
+    let under = format!("{}/", bucket.prefix);
+    assert_eq!(server.open_uploads(&under), [orphan.to_string()]);
+    let source = open_source(&fixtures().join("mongorestore/testdata/testdirs")).await;
+    export_to(
+        &bucket,
+        vec![("rs0".into(), source)],
+        &ExportOptions::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(server.open_uploads(&under), Vec::<String>::new());
+    assert_eq!(server.aborted_uploads(&under), [orphan.to_string()]);
+    let report = export::verify::verify(&bucket.child(&prefix())).await;
+    assert!(report.is_ok(), "{:?}", report.problems);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_part_gcs_refuses_fails_the_export_and_its_upload_is_aborted() {
+    let (_dump, source) = generated(30_000_000, 12).await;
+    let bucket = support::location("gcs").unwrap();
+    let server = support::gcs::server();
+    let under = format!("{}/", bucket.prefix);
+    // Every second part under this export is refused: the first file large enough fails.
+    server.refuse_part(&under, 2);
+    let error = export_to(&bucket, vec![("rs0".into(), source)], &uncompressed())
+        .await
+        .expect_err("a refused part must fail the export");
+    let message = error.to_string();
+    assert!(message.contains("rs0"), "{message}");
+    assert!(message.contains(".json.gz"), "{message}");
+    assert!(message.contains("AccessDenied"), "{message}");
+    assert!(
+        get(
+            &bucket.store,
+            &bucket.path(&format!("{}/.complete", prefix()))
+        )
+        .await
+        .is_none(),
+        ".complete after a failure"
+    );
+    assert_eq!(
+        server.open_uploads(&under),
+        Vec::<String>::new(),
+        "uploads left open on the server"
+    );
+    let aborted = server.aborted_uploads(&under);
+    assert!(
+        aborted.iter().any(|k| k.ends_with(".json.gz")),
+        "the data file's upload was aborted: {aborted:?}"
+    );
+    assert!(
+        server
+            .completed_uploads(&under)
+            .iter()
+            .all(|c| c.parts == 1),
+        "no upload of two parts or more completed"
+    );
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 //! One storage suite, run through `storage::open` URLs against every backend: memory, local
-//! directory, S3 (moto, and s3s-fs which checks SigV4) and Azure (Azurite). `scripts/test` starts the emulators; without
-//! them the S3 and Azure cases are skipped (or fail, with `SNAPEX_TEST_REQUIRE_SERVICES=1`).
+//! directory, S3 (moto, and s3s-fs which checks SigV4), Azure (Azurite) and GCS (our XML-API
+//! server, `support::gcs`, which checks the service account's signed JWT). `scripts/test`
+//! starts the emulators; without them the S3 and Azure cases are skipped (or fail, with
+//! `SNAPEX_TEST_REQUIRE_SERVICES=1`). The GCS server runs in the test process: always there.
 //!
 //! Then the failure paths: `FaultyStore` cutting an upload off in the middle, on every backend,
 //! and what the user would check afterwards (no object, the upload aborted).
@@ -8,7 +10,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
 use snapex::storage::faulty::FaultyStore;
@@ -192,6 +194,17 @@ mod checks {
             .await
             .unwrap();
         assert_eq!(&r[..], &body[PART - 10..PART + 10], "{name}");
+        if name == "gcs" {
+            let server = support::gcs::server();
+            assert_eq!(
+                server.completed_uploads(path.as_ref()),
+                [support::gcs::CompletedUpload {
+                    key: path.to_string(),
+                    parts: 3
+                }],
+                "{name}: one upload of three parts"
+            );
+        }
     }
 
     pub async fn aborted_multipart_leaves_no_object(name: &str, loc: Location) {
@@ -202,6 +215,13 @@ mod checks {
         let err = loc.store.head(&path).await.unwrap_err();
         assert!(is_not_found(&err), "{name}: {err:?}");
         assert_eq!(list_rel(&loc).await, Vec::<String>::new(), "{name}");
+        if let Some(open) = support::open_uploads(name, &loc) {
+            assert_eq!(
+                open,
+                Vec::<String>::new(),
+                "{name}: the upload is still open"
+            );
+        }
     }
 
     pub async fn create_mode_refuses_to_overwrite(name: &str, loc: Location) {
@@ -277,6 +297,13 @@ mod checks {
         let e = floc.store.head(&path).await.unwrap_err();
         assert!(is_not_found(&e), "{name}: {e:?}");
         assert_eq!(list_rel(&loc).await, Vec::<String>::new(), "{name}");
+        if aborted_here && let Some(open) = support::open_uploads(name, &loc) {
+            assert_eq!(
+                open,
+                Vec::<String>::new(),
+                "{name}: the upload is still open"
+            );
+        }
     }
 
     pub async fn failed_put_writes_nothing_and_heal_recovers(name: &str, loc: Location) {
@@ -356,6 +383,7 @@ backend_suite!(local);
 backend_suite!(s3);
 backend_suite!(azure);
 backend_suite!(s3_sigv4);
+backend_suite!(gcs);
 
 #[test]
 fn test_locations_cover_every_backend_when_services_are_required() {
@@ -388,6 +416,44 @@ async fn s3_with_a_wrong_secret_is_refused() {
         !text.contains("not-the-secret"),
         "the secret leaked into the error: {text}"
     );
+}
+
+#[tokio::test]
+async fn gcs_with_a_key_the_server_does_not_know_is_refused() {
+    // The GCS server checks the JWT's signature: a key of the same id and e-mail but another
+    // private key is refused, so the suite's passing says the right key signed every request.
+    let server = support::gcs::server();
+    let loc = support::location("gcs").unwrap();
+    let options = StorageOptions {
+        gcs_service_account_key: Some(server.stranger_key_json().to_string()),
+        ..support::storage_options_for("gcs")
+    };
+    let stranger = storage::open(&loc.url, &options).unwrap();
+    let before = server.unauthenticated_requests();
+    let err = stranger
+        .store
+        .put(&stranger.path("x"), "1".into())
+        .await
+        .unwrap_err();
+    assert!(format!("{err:?}").contains("401"), "{err:?}");
+    assert!(server.unauthenticated_requests() > before);
+    let err = loc.store.head(&loc.path("x")).await.unwrap_err();
+    assert!(is_not_found(&err), "nothing was written: {err:?}");
+}
+
+#[tokio::test]
+async fn gcs_lists_page_by_page_past_a_thousand_keys() {
+    // GCS pages at 1000 keys; object_store follows NextContinuationToken.
+    let loc = support::location("gcs").unwrap();
+    let keys: Vec<String> = (0..1005).map(|i| format!("k/{i:05}")).collect();
+    let paths: Vec<Path> = keys.iter().map(|k| loc.path(k)).collect();
+    futures::stream::iter(&paths)
+        .map(|p| loc.store.put(p, PutPayload::from_static(b"1")))
+        .buffer_unordered(16)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap();
+    assert_eq!(list_rel(&loc).await, keys);
 }
 
 #[tokio::test]

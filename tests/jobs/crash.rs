@@ -4,7 +4,7 @@
 //! of `snapex::jobs` recovery: `Successful` exactly when the prefix holds a `.complete` over a
 //! manifest that verifies (and `snapex verify` says so), `Failed` as interrupted otherwise, with
 //! no `.complete`; and nothing unfinished is left behind (no staging file on `file://`, no
-//! multipart upload open on the S3 emulator).
+//! multipart upload open on the S3 emulator or on our GCS server).
 
 use std::path::Path;
 use std::process::Command;
@@ -282,6 +282,47 @@ async fn killed_mid_export_to_s3_no_multipart_upload_stays_open() {
             "{phase}: multipart uploads left open: {open:?}"
         );
     }
+}
+
+/// Killed mid-upload to GCS (our XML-API server, `support::gcs`), with a multipart upload of the
+/// job open there: after the restart the job is `Failed` as interrupted, there is no
+/// `.complete`, and recovery aborted the upload (listed through the XML API).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_export_to_gcs_no_multipart_upload_stays_open() {
+    let d = TestDeployment::builder().create().await;
+    let big = sample_dump(&d.data_dir().join("big"), "120MiB", 7);
+    let flags = ["--lease-seconds", "5"];
+    let phase = "writing-data";
+    let mut node = d.start_node_with_env("node-a", &flags, &[("SNAPEX_TEST_PAUSE_AT", phase)]);
+    let api = d.client(&node.url).await;
+    api.register_cluster("c1", &["rs0"]).await;
+    let bucket = crate::lifecycle::gcs_bucket(&api).await;
+    let snap = api
+        .import_snapshot("c1", &["rs0"], &big, import_fields(None))
+        .await;
+    let job = api
+        .create_export("c1", snap["id"].as_str().unwrap(), &bucket)
+        .await;
+    let id = job["id"].as_str().unwrap().to_string();
+    let prefix = format!("{}/", job["prefix"].as_str().unwrap());
+    wait_for_pause(&node, phase).await;
+    let server = support::gcs::server();
+    assert!(
+        !server.open_uploads(&prefix).is_empty(),
+        "an upload is open when the node is killed"
+    );
+    node.kill();
+    let node = d.start_node("node-a", &flags);
+    api.use_node(&node.url);
+    let done = api.wait_final("c1", &id, LIMIT).await;
+    assert_eq!(done["state"], "Failed", "{done}");
+    assert!(!server.has_object(&format!("{prefix}.complete")));
+    assert_eq!(
+        server.open_uploads(&prefix),
+        Vec::<String>::new(),
+        "multipart uploads left open"
+    );
+    assert!(!server.aborted_uploads(&prefix).is_empty());
 }
 
 /// An upload created under the prefix and never used — what a retried CreateMultipartUpload

@@ -1,6 +1,7 @@
 //! Export jobs through their life (PRODUCT.md §3, issue 4), on the real `snapex serve` binary
 //! run as a separate process so that a crash is a real SIGKILL: the admission limit, a crash
-//! mid-export, cancellation, an object store that fails mid-export, and auto-export.
+//! mid-export, cancellation, an object store that fails mid-export, auto-export, and jobs to a
+//! `gs://` bucket on our GCS XML-API server (several-part uploads; a refused part aborting them).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -459,4 +460,101 @@ async fn a_store_failing_mid_export_fails_the_job_once_with_the_object_and_the_e
         .count();
     assert_eq!(starts, 1, "{}", node.log());
     assert_eq!(api.jobs("c1").await.len(), 1);
+}
+
+/// A project's GCP bucket on our GCS XML-API server (`support::gcs`): the access role with the
+/// test service-account key and the server as its endpoint, and the export bucket.
+pub(crate) async fn gcs_bucket(api: &AtlasClient) -> String {
+    let server = support::gcs::server();
+    let g = api.group_id.clone();
+    let role = api
+        .ok(
+            "POST",
+            &format!("/api/snapex/v1/groups/{g}/accessRoles"),
+            "application/json",
+            Some(json!({"provider": "GCP", "serviceAccountKey": server.key_json(), "endpoint": server.url})),
+        )
+        .await;
+    let bucket = api
+        .ok(
+            "POST",
+            &format!("/api/atlas/v2/groups/{g}/backup/exportBuckets"),
+            "application/vnd.atlas.2024-05-30+json",
+            Some(json!({"cloudProvider": "GCP", "bucketName": support::gcs::BUCKET, "roleId": role["roleId"]})),
+        )
+        .await;
+    bucket["_id"].as_str().unwrap().to_string()
+}
+
+/// An export job to a `gs://` bucket, run by `snapex serve`: `Successful`, its data files sent
+/// as multipart uploads of several parts, none left open, and `.complete` written last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gs_export_job_succeeds_with_files_of_several_parts() {
+    let d = TestDeployment::builder().create().await;
+    // Big enough that a collection's gzipped file passes one 8 MiB part.
+    let dump = sample_dump(&d.data_dir().join("dump"), "120MiB", 5);
+    let node = d.start_node("node-a", &[]);
+    let api = d.client(&node.url).await;
+    api.register_cluster("c1", &["rs0"]).await;
+    let bucket = gcs_bucket(&api).await;
+    let snap = api
+        .import_snapshot("c1", &["rs0"], &dump, import_fields(None))
+        .await;
+    let job = api
+        .create_export("c1", snap["id"].as_str().unwrap(), &bucket)
+        .await;
+    let id = job["id"].as_str().unwrap().to_string();
+    let prefix = format!("{}/", job["prefix"].as_str().unwrap());
+    let done = api.wait_final("c1", &id, LIMIT).await;
+    assert_eq!(done["state"], "Successful", "{done}");
+    let server = support::gcs::server();
+    let completed = server.completed_uploads(&prefix);
+    assert!(
+        completed.iter().any(|c| c.parts >= 2),
+        "a data file of several parts: {completed:?}"
+    );
+    assert_eq!(server.open_uploads(&prefix), Vec::<String>::new());
+    assert!(server.has_object(&format!("{prefix}.complete")));
+    assert!(server.has_object(&format!("{prefix}.manifest.json")));
+}
+
+/// The GCS server refuses part 2 of every upload of the project's exports (403
+/// `AccessDenied`): the job ends `Failed` naming the object and the refusal, its multipart
+/// uploads are aborted on the server (none left open), and there is no `.complete`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_part_gcs_refuses_fails_the_job_and_its_uploads_are_aborted() {
+    let d = TestDeployment::builder().create().await;
+    let dump = sample_dump(&d.data_dir().join("dump"), "120MiB", 6);
+    let node = d.start_node("node-a", &[]);
+    let api = d.client(&node.url).await;
+    api.register_cluster("c1", &["rs0"]).await;
+    let bucket = gcs_bucket(&api).await;
+    let server = support::gcs::server();
+    // Set before the job exists: the prefix of every export of this project's cluster.
+    let cluster_prefix = format!("exported_snapshots/{}/{}/c1/", d.org_id, d.group_id);
+    server.refuse_part(&cluster_prefix, 2);
+    let snap = api
+        .import_snapshot("c1", &["rs0"], &dump, import_fields(None))
+        .await;
+    let job = api
+        .create_export("c1", snap["id"].as_str().unwrap(), &bucket)
+        .await;
+    let id = job["id"].as_str().unwrap().to_string();
+    let prefix = format!("{}/", job["prefix"].as_str().unwrap());
+    assert!(prefix.starts_with(&cluster_prefix), "{prefix}");
+    let failed = api.wait_final("c1", &id, LIMIT).await;
+    assert_eq!(failed["state"], "Failed", "{failed}");
+    let reason = failed["stateReason"]["message"].as_str().unwrap();
+    assert!(reason.contains("AccessDenied"), "{failed}");
+    assert!(reason.contains(".json.gz"), "{failed}");
+    assert_eq!(
+        server.open_uploads(&prefix),
+        Vec::<String>::new(),
+        "uploads left open"
+    );
+    assert!(
+        !server.aborted_uploads(&prefix).is_empty(),
+        "nothing was aborted"
+    );
+    assert!(!server.has_object(&format!("{prefix}.complete")));
 }

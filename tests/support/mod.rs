@@ -6,6 +6,7 @@
 //! - [`probe`]: the authentication layer alone in front of tiny protected routes;
 //! - [`digest`]: an independent client-side HTTP Digest;
 //! - [`spec_schema`]: the spec extract's schemas, to check answers against;
+//! - [`gcs`]: our GCS XML-API server (GCS writes), started in-process on first use;
 //! - here: the storage backends to run a suite against, the Python interpreter with the
 //!   readers' packages, the PostgreSQL server, the shared test data and the built binary.
 //!
@@ -23,6 +24,7 @@
 pub mod atlas;
 pub mod deployment;
 pub mod digest;
+pub mod gcs;
 pub mod probe;
 pub mod spec_schema;
 
@@ -54,7 +56,8 @@ pub const ENV_POSTGRES_URL: &str = "SNAPEX_TEST_POSTGRES_URL";
 pub const ENV_PYTHON: &str = "SNAPEX_TEST_PYTHON";
 
 /// Every backend name [`location`] knows, in the order [`test_locations`] returns them.
-pub const BACKENDS: [&str; 4] = ["memory", "local", "s3", "azure"];
+/// `gcs` is [`gcs::server`], in-process: always there.
+pub const BACKENDS: [&str; 5] = ["memory", "local", "s3", "azure", "gcs"];
 
 pub fn services_required() -> bool {
     std::env::var(ENV_REQUIRE).is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
@@ -117,13 +120,26 @@ pub fn storage_options() -> StorageOptions {
     }
 }
 
-/// [`storage_options`] for one backend: `s3_sigv4` points the S3 endpoint at s3s-fs.
+/// [`storage_options`] for one backend: `s3_sigv4` points the S3 endpoint at s3s-fs, `gcs`
+/// gives the test service-account key and [`gcs::server`]'s URL (starting it).
 pub fn storage_options_for(backend: &str) -> StorageOptions {
     let mut options = storage_options();
     if backend == "s3_sigv4" {
         options.s3_endpoint = std::env::var(ENV_S3_SIGV4_ENDPOINT).ok();
     }
+    if backend == "gcs" {
+        let server = gcs::server();
+        options.gcs_service_account_key = Some(server.key_json().to_string());
+        options.gcs_base_url = Some(server.url.clone());
+        options.ignore_environment = true;
+    }
     options
+}
+
+/// The multipart uploads still open under `loc`'s prefix, for the backends whose server state
+/// a test can see (`gcs`); `None` for the others.
+pub fn open_uploads(backend: &str, loc: &Location) -> Option<Vec<String>> {
+    (backend == "gcs").then(|| gcs::server().open_uploads(&format!("{}/", loc.prefix)))
 }
 
 /// A fresh, empty location on `backend` (one of [`BACKENDS`]), or `None` when that backend's
@@ -133,7 +149,8 @@ pub fn storage_options_for(backend: &str) -> StorageOptions {
 /// - `local`: a new directory under cargo's per-target temp dir (kept after the test, so a
 ///   failure can be inspected; `cargo clean` removes it);
 /// - `s3` (moto), `s3_sigv4` (s3s-fs), `azure`: a unique prefix in the emulator's
-///   bucket/container.
+///   bucket/container;
+/// - `gcs`: a unique prefix in [`gcs::server`]'s bucket.
 pub fn location(backend: &str) -> Option<Location> {
     let url = match backend {
         "memory" => format!("memory://{}/data", unique_name("mem")),
@@ -168,13 +185,20 @@ pub fn location(backend: &str) -> Option<Location> {
             let v = require_env("azurite", &[ENV_AZURITE_URL, ENV_AZURE_CONTAINER])?;
             format!("az://{}/{}", v[1], unique_name("t"))
         }
+        "gcs" => {
+            let url = format!("gs://{}/{}", gcs::BUCKET, unique_name("t"));
+            return Some(
+                storage::open(&url, &storage_options_for(backend))
+                    .unwrap_or_else(|e| panic!("open {url}: {e}")),
+            );
+        }
         other => panic!("unknown test backend {other}"),
     };
     let loc = storage::open(&url, &storage_options()).unwrap_or_else(|e| panic!("open {url}: {e}"));
     Some(loc)
 }
 
-/// One fresh location per available backend: memory, local, s3, azure.
+/// One fresh location per available backend: memory, local, s3, azure, gcs.
 pub fn test_locations() -> Vec<(&'static str, Location)> {
     BACKENDS
         .iter()
@@ -195,6 +219,15 @@ pub fn child_env(backend: &str) -> Vec<(String, String)> {
             ("AWS_ALLOW_HTTP", "true".into()),
         ],
         "azure" => vec![("AZURE_STORAGE_USE_EMULATOR", "true".into())],
+        // The operator's way to a GCS endpoint: object_store reads every `GOOGLE_*` key.
+        "gcs" => {
+            let server = gcs::server();
+            vec![
+                ("GOOGLE_SERVICE_ACCOUNT_KEY", server.key_json().to_string()),
+                ("GOOGLE_BASE_URL", server.url.clone()),
+                ("GOOGLE_ALLOW_HTTP", "true".into()),
+            ]
+        }
         _ => vec![],
     };
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()

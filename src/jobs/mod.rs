@@ -151,6 +151,13 @@ impl Runner {
         let progress = Arc::new(JobProgress::default());
         let stop_heartbeat = CancellationToken::new();
         let cancel_requested = Arc::new(AtomicBool::new(false));
+        self.deployment.local_jobs.started(
+            &job.id,
+            crate::service::local_jobs::LocalJob {
+                cancel: cancel.clone(),
+                cancel_requested: cancel_requested.clone(),
+            },
+        );
         let heartbeat = heartbeats.spawn(heartbeat_loop(
             Lease {
                 store: heartbeats.store().clone(),
@@ -169,6 +176,7 @@ impl Runner {
             Err(e) if e.is_setup() && cancel.is_cancelled() => Err(JobFailure::Cancelled),
             other => other,
         };
+        self.deployment.local_jobs.finished(&job.id);
         stop_heartbeat.cancel();
         let _ = heartbeat.await;
         flush_progress(self.store(), &job.id, &progress).await;

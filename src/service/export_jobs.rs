@@ -187,11 +187,14 @@ pub async fn cancel(deployment: &Deployment, job: ExportJob) -> Result<ExportJob
     if job.state.is_final() {
         return Ok(job);
     }
-    deployment
+    let cancelled = deployment
         .store
         .request_cancel(&job.id)
         .await?
-        .ok_or(ExportJobError::JobNotFound { job_id: job.id })
+        .ok_or(ExportJobError::JobNotFound { job_id: job.id })?;
+    // Recorded for every node's heartbeat; a job running here stops now.
+    deployment.local_jobs.cancel(&cancelled.id);
+    Ok(cancelled)
 }
 
 /// PRODUCT.md §3 auto-export: a completed snapshot whose frequency matches the schedule's

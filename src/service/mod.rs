@@ -24,6 +24,7 @@ pub mod access_roles;
 pub mod buckets;
 pub mod config;
 pub mod export_jobs;
+pub mod local_jobs;
 pub mod schedules;
 pub mod snapshots;
 pub mod sources;
@@ -48,6 +49,8 @@ pub struct Deployment {
     pub metrics: Arc<Metrics>,
     /// Woken when a job is created, so the runner admits it without waiting for its poll.
     pub wakeup: Arc<Notify>,
+    /// The jobs this process runs, for cancel requests taken here.
+    pub local_jobs: Arc<local_jobs::LocalJobs>,
 }
 
 impl Deployment {
@@ -58,6 +61,7 @@ impl Deployment {
             config: Arc::new(config),
             metrics: Arc::new(Metrics::default()),
             wakeup: Arc::new(Notify::new()),
+            local_jobs: Arc::default(),
         }
     }
 }

@@ -225,11 +225,28 @@ fn snapshot_not_found(snapshot_id: String, cluster_name: String) -> ApiError {
     .with_parameters([snapshot_id, cluster_name])
 }
 
+/// A stored access role the operator's rules no longer let the project use (its key or
+/// endpoint was accepted before a rule refused it, or the environment grant was withdrawn): the
+/// client's to fix, so 400 with the rule, never a 500. `None` for the server's own failures.
+fn role_refusal(e: &AccessRoleError) -> Option<ApiError> {
+    match e {
+        AccessRoleError::EnvironmentNotAllowed { role_id }
+        | AccessRoleError::EndpointNotAllowed { role_id }
+        | AccessRoleError::KeyNotAllowed { role_id, .. } => Some(
+            ApiError::bad_request("ACCESS_ROLE_NOT_ALLOWED", format!("{}.", error_chain(e)))
+                .with_parameters([role_id.clone()]),
+        ),
+        _ => None,
+    }
+}
+
 impl From<AccessRoleError> for ApiError {
     fn from(e: AccessRoleError) -> Self {
         match e {
             AccessRoleError::Invalid(invalid) => invalid.into(),
-            other => ApiError::internal(error_chain(&other)),
+            other => {
+                role_refusal(&other).unwrap_or_else(|| ApiError::internal(error_chain(&other)))
+            }
         }
     }
 }
@@ -346,9 +363,13 @@ impl From<SnapshotError> for ApiError {
             )
             .with_parameters([snapshot_id]),
             SnapshotError::Schedule(e) => e.into(),
-            other @ (SnapshotError::Task(_)
-            | SnapshotError::Store(_)
-            | SnapshotError::PartRole { .. }) => ApiError::internal(error_chain(&other)),
+            SnapshotError::PartRole { field, source } => match role_refusal(&source) {
+                Some(refusal) => refusal.with_field(field, error_chain(&source)),
+                None => ApiError::internal(error_chain(&SnapshotError::PartRole { field, source })),
+            },
+            other @ (SnapshotError::Task(_) | SnapshotError::Store(_)) => {
+                ApiError::internal(error_chain(&other))
+            }
         }
     }
 }
@@ -361,5 +382,41 @@ impl From<ScheduleError> for ApiError {
                 .with_field(field, "no export bucket with this id in the project"),
             other => ApiError::internal(error_chain(&other)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stored role that a rule refuses at use is the project's to fix: 400 naming the role,
+    /// for the role itself and for a snapshot part read with it; the server's own failures
+    /// (a role that cannot be unsealed) stay 500 without their cause.
+    #[test]
+    fn a_role_the_rules_refuse_at_use_is_a_400_not_a_500() {
+        let refused = || AccessRoleError::KeyNotAllowed {
+            role_id: "r1".into(),
+            why: "must be the service-account key's JSON object",
+        };
+        let direct = ApiError::from(refused());
+        assert_eq!(direct.status, StatusCode::BAD_REQUEST);
+        assert_eq!(direct.error_code, "ACCESS_ROLE_NOT_ALLOWED");
+        assert!(direct.detail.contains("r1"), "{}", direct.detail);
+        let part = ApiError::from(SnapshotError::PartRole {
+            field: "parts[0].roleId".into(),
+            source: refused(),
+        });
+        assert_eq!(part.status, StatusCode::BAD_REQUEST);
+        assert_eq!(part.error_code, "ACCESS_ROLE_NOT_ALLOWED");
+        assert!(part.bad_request_detail.is_some());
+        let own = ApiError::from(AccessRoleError::EnvironmentNotAllowed {
+            role_id: "r2".into(),
+        });
+        assert_eq!(own.status, StatusCode::BAD_REQUEST);
+        let corrupt = ApiError::from(AccessRoleError::Corrupt {
+            role_id: "r3".into(),
+            source: serde_json::from_str::<serde_json::Value>("{").unwrap_err(),
+        });
+        assert_eq!(corrupt.status, StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

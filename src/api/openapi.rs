@@ -351,6 +351,14 @@ pub const OPERATIONS: &[Operation] = &[
     ),
     op!(
         "post",
+        "/api/snapex/v1/groups/{groupId}/clusters/{clusterName}/backup/exports",
+        "snapexCreateExportJob",
+        [],
+        "Project Backup Export Operator",
+        "Create one export job: Atlas's body plus namespaces {include, exclude}"
+    ),
+    op!(
+        "post",
         "/api/snapex/v1/groups/{groupId}/clusters/{clusterName}/backup/exports/{exportId}/cancel",
         "snapexCancelExport",
         [],

@@ -305,7 +305,11 @@ impl Runner {
         let parts = snapshot.parts.clone();
         let deployment = self.deployment.clone();
         let group_id = job.group_id.clone();
-        let options = self.deployment.config.export.clone();
+        let mut options = self.deployment.config.export.clone();
+        // Validated when the job was created; a stored filter that no longer parses (edited
+        // by hand) fails the job rather than exporting more than was asked.
+        options.namespaces = crate::service::export_jobs::namespace_filter(&job.namespaces)
+            .map_err(JobFailure::Namespaces)?;
         let handle = tokio::runtime::Handle::current();
         let gate = LeaseGate {
             store: store.clone(),
@@ -412,6 +416,8 @@ impl CompletionGate for LeaseGate {
 enum JobFailure {
     #[error("{what} no longer exists")]
     Missing { what: String },
+    #[error("the job's namespace filter")]
+    Namespaces(#[source] crate::service::Invalid),
     #[error("cannot reach the export bucket")]
     Bucket(#[source] LocationError),
     #[error("replica set {replica_set}: snapshot part {url}")]

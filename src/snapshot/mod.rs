@@ -72,6 +72,9 @@ pub enum CollectionKind {
     /// warning and a manifest entry, as without `timeField` its buckets cannot be unpacked.
     /// (With the metadata it is not listed: the time-series collection reads it.)
     OrphanBuckets,
+    /// Left out by the export's namespace filter (`crate::export::NamespaceFilter`): never
+    /// visited, and its file never opened where the format allows.
+    Excluded,
 }
 
 impl CollectionKind {

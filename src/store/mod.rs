@@ -43,8 +43,8 @@ pub use credentials::{
 };
 pub use dashboard::{AccountIdentity, JobFilter, NodeLease};
 pub use jobs::{
-    ClaimedJob, ExportJob, InterruptedJob, JobPart, JobState, NewExportJob, PartState,
-    RecoveredJob, RecoveredPart, Recovery, StateReason, interrupted_reason,
+    ClaimedJob, ExportJob, InterruptedJob, JobNamespaces, JobPart, JobState, NewExportJob,
+    PartState, RecoveredJob, RecoveredPart, Recovery, StateReason, interrupted_reason,
 };
 pub use kinds::{CloudProvider, FrequencyType, RetentionUnit, SnapshotStatus, SnapshotType};
 pub use orgs::{Org, Project};

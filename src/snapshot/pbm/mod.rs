@@ -777,6 +777,11 @@ pub(crate) fn read(
         }
         Layout::Files { codec, files } => {
             for (index, collection) in source.collections.iter().enumerate() {
+                // A namespace the export's filter left out is not read at all (its CRC is
+                // checked when it is exported).
+                if collection.kind == CollectionKind::Excluded {
+                    continue;
+                }
                 let exported = collection.kind == CollectionKind::Collection;
                 let namespace = collection.namespace();
                 if exported {

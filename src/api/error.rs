@@ -225,6 +225,18 @@ fn snapshot_not_found(snapshot_id: String, cluster_name: String) -> ApiError {
     .with_parameters([snapshot_id, cluster_name])
 }
 
+impl From<crate::service::catalog::CatalogError> for ApiError {
+    fn from(e: crate::service::catalog::CatalogError) -> Self {
+        use crate::service::catalog::CatalogError;
+        match e {
+            CatalogError::Store(e) => e.into(),
+            CatalogError::Schedule(e) => e.into(),
+            // Listing a location is the watcher's business; a GET never reaches these.
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
 impl From<AccessRoleError> for ApiError {
     fn from(e: AccessRoleError) -> Self {
         match e {

@@ -342,6 +342,14 @@ pub const OPERATIONS: &[Operation] = &[
         "Import a snapshot from storage URLs {parts:[{replicaSetName,url}]}"
     ),
     op!(
+        "get",
+        "/api/snapex/v1/groups/{groupId}/backupLocations",
+        "snapexListBackupLocations",
+        [],
+        "Project Read Only",
+        "The backup locations the operator declared for the project, with the backups each registered"
+    ),
+    op!(
         "post",
         "/api/snapex/v1/groups/{groupId}/accessRoles",
         "snapexCreateAccessRole",

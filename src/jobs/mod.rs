@@ -272,6 +272,17 @@ impl Runner {
             .get_snapshot(&job.cluster_id, &job.snapshot_id)
             .await?
             .ok_or_else(|| missing(format!("snapshot {}", job.snapshot_id)))?;
+        // A backup the catalog registered and then no longer found: say so, rather than
+        // whatever opening its missing files would say.
+        if let Some(backup) = store.catalog_backup_of_snapshot(&snapshot.id).await?
+            && let Some(gone_at) = backup.gone_at
+        {
+            return Err(JobFailure::BackupGone {
+                url: backup.backup_url,
+                location: backup.location,
+                gone_at,
+            });
+        }
         let bucket = store
             .get_export_bucket(&job.group_id, &job.export_bucket_id)
             .await?
@@ -416,6 +427,14 @@ impl CompletionGate for LeaseGate {
 enum JobFailure {
     #[error("{what} no longer exists")]
     Missing { what: String },
+    #[error(
+        "the snapshot's backup {url} was deleted from backup location {location} (found gone {gone_at})"
+    )]
+    BackupGone {
+        url: String,
+        location: String,
+        gone_at: chrono::DateTime<chrono::Utc>,
+    },
     #[error("the job's namespace filter")]
     Namespaces(#[source] crate::service::Invalid),
     #[error("cannot reach the export bucket")]

@@ -33,6 +33,7 @@ use chrono::{DateTime, Utc};
 use crate::storage::Location;
 
 pub mod archive;
+pub mod catalog;
 pub mod codec;
 pub mod detect;
 pub mod directory;

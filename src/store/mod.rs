@@ -17,6 +17,7 @@
 //! `snapex serve` runs on the same file.
 
 mod buckets;
+mod catalog;
 mod clusters;
 mod credentials;
 mod dashboard;
@@ -36,6 +37,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 
 pub use buckets::{ExportBucket, NewExportBucket};
+pub use catalog::CatalogBackup;
 pub use clusters::{Cluster, ClusterType, Label, NewCluster};
 pub use credentials::{
     HashedClientSecret, NewApiKeyRow, NewServiceAccountRow, SealedApiKey, StoredApiKey,

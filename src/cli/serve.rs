@@ -689,6 +689,40 @@ mod tests {
     }
 
     #[test]
+    fn backup_locations_come_from_the_file_or_the_flags_and_bad_ones_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("snapex.toml");
+        std::fs::write(
+            &file,
+            "catalog_interval_seconds = 30\n[[backup_locations]]\nname = \"nightly\"\n\
+             project = \"0123456789abcdef01234567\"\ncluster = \"prod\"\nurl = \"s3://b/pbm\"\n\
+             role = \"89abcdef0123456789abcdef\"\n",
+        )
+        .unwrap();
+        let c = ServerConfig::resolve(&args(dir.path(), Some(file.clone()))).unwrap();
+        assert_eq!(c.deployment.catalog_interval, Duration::from_secs(30));
+        assert_eq!(c.deployment.backup_locations.len(), 1);
+        assert_eq!(c.deployment.backup_locations[0].url, "s3://b/pbm");
+        assert!(c.describe().iter().any(|(k, v)| k == "backup_locations"
+            && v.contains("name=nightly")
+            && v.contains("role=89abcdef0123456789abcdef")));
+        // Flags replace the file's.
+        let mut a = args(dir.path(), Some(file.clone()));
+        a.backup_locations =
+            vec!["name=local,project=0123456789abcdef01234567,cluster=c1,url=/srv/dumps".into()];
+        let c = ServerConfig::resolve(&a).unwrap();
+        assert_eq!(c.deployment.backup_locations[0].name, "local");
+        assert_eq!(c.deployment.backup_locations.len(), 1);
+        // Two of one name, or one without a project, are refused.
+        a.backup_locations.push(a.backup_locations[0].clone());
+        let e = ServerConfig::resolve(&a).unwrap_err();
+        assert!(e.to_string().contains("two backup locations"), "{e}");
+        a.backup_locations = vec!["name=x,cluster=c1,url=/srv".into()];
+        let e = ServerConfig::resolve(&a).unwrap_err();
+        assert!(format!("{e:#}").contains("project is missing"), "{e:#}");
+    }
+
+    #[test]
     fn flags_override_the_file_which_overrides_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("snapex.toml");

@@ -97,9 +97,8 @@ fn a_scan_judges_each_mongodump_backup_by_the_rule() {
 fn a_scan_of_a_pbm_root_registers_done_backups_and_not_running_ones() {
     let root = tempfile::tempdir().unwrap();
     let source = support::shared_data().join("pbm/none");
-    for name in ["2026-02-23T14:46:22Z.pbm.json"] {
-        std::fs::copy(source.join(name), root.path().join(name)).unwrap();
-    }
+    let name = "2026-02-23T14:46:22Z.pbm.json";
+    std::fs::copy(source.join(name), root.path().join(name)).unwrap();
     copy_dir(
         &source.join("2026-02-23T14:46:22Z"),
         &root.path().join("2026-02-23T14:46:22Z"),

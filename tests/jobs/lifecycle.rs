@@ -268,6 +268,18 @@ impl Moto {
         resp.text().await.unwrap()
     }
 
+    /// Writes one object (moto takes unsigned PUTs).
+    pub(crate) async fn put(&self, key: &str, body: Vec<u8>) {
+        let resp = self
+            .http
+            .put(format!("{}/{}/{key}", self.endpoint, self.bucket))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "put {key}: {resp:?}");
+    }
+
     /// Keys of the multipart uploads in progress (ListMultipartUploads).
     pub(crate) async fn open_uploads(&self) -> Vec<String> {
         xml_values(&self.get("uploads").await, "Key")

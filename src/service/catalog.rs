@@ -398,6 +398,13 @@ pub async fn open_location(
     })
 }
 
+/// How old a claim without a snapshot must be before another node takes it over: ten
+/// intervals, and at least ten minutes, far past any import (which reads a few metadata files).
+pub fn stale_claim_age(interval: Duration) -> chrono::Duration {
+    let age = (interval * 10).max(Duration::from_secs(600));
+    chrono::Duration::from_std(age).unwrap_or(chrono::Duration::hours(1))
+}
+
 /// What one watched location's previous listing saw: backup name → fingerprint.
 pub type Seen = HashMap<String, String>;
 
@@ -445,9 +452,15 @@ pub async fn watch_once(
     let items = policy_frequencies(&schedules::current(deployment, &cluster).await?);
     let times: Vec<DateTime<Utc>> = listed.iter().filter_map(|b| b.taken_at).collect();
     let mut seen = Seen::new();
+    let stale_before = crate::store::now() - stale_claim_age(deployment.config.catalog_interval);
     for backup in &listed {
         seen.insert(backup.name.clone(), backup.fingerprint.clone());
-        if known.iter().any(|row| row.backup_url == backup.url) {
+        let row = known.iter().find(|row| row.backup_url == backup.url);
+        // A claim that never became a snapshot and is long past any import's time: its node
+        // died in between. Taken over (one node wins) and registered like a new backup.
+        let abandoned =
+            row.filter(|row| row.snapshot_id.is_none() && row.claimed_at < stale_before);
+        if row.is_some() && abandoned.is_none() {
             continue;
         }
         match judge(backup, previous.get(&backup.name).map(String::as_str)) {
@@ -458,16 +471,30 @@ pub async fn watch_once(
             }
             Verdict::Changing | Verdict::Unreadable(_) => continue,
         }
-        if !store
-            .claim_catalog_backup(
-                &project.id,
-                &cluster.id,
-                &location.name,
-                &backup.url,
-                &deployment.config.node_id,
-            )
-            .await?
-        {
+        let node = &deployment.config.node_id;
+        let claimed = match abandoned {
+            Some(row) => {
+                let taken = store
+                    .take_over_catalog_claim(&cluster.id, &backup.url, node, row.claimed_at)
+                    .await?;
+                if taken {
+                    tracing::warn!(location = %location.name, backup = %backup.name, node = %row.claimed_by, "took over an abandoned catalog claim");
+                }
+                taken
+            }
+            None => {
+                store
+                    .claim_catalog_backup(
+                        &project.id,
+                        &cluster.id,
+                        &location.name,
+                        &backup.url,
+                        node,
+                    )
+                    .await?
+            }
+        };
+        if !claimed {
             continue; // another node has it
         }
         let taken_at = backup.taken_at.unwrap_or_else(crate::store::now);

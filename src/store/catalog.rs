@@ -16,10 +16,12 @@ pub struct CatalogBackup {
     pub location: String,
     pub snapshot_id: Option<String>,
     pub claimed_by: String,
+    pub claimed_at: DateTime<Utc>,
     pub gone_at: Option<DateTime<Utc>>,
 }
 
-const COLUMNS: &str = "cluster_id, backup_url, location, snapshot_id, claimed_by, gone_at";
+const COLUMNS: &str =
+    "cluster_id, backup_url, location, snapshot_id, claimed_by, claimed_at, gone_at";
 
 fn from_row(row: &sqlx::any::AnyRow) -> Result<CatalogBackup, StoreError> {
     Ok(CatalogBackup {
@@ -28,6 +30,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<CatalogBackup, StoreError> {
         location: row.try_get("location")?,
         snapshot_id: row.try_get("snapshot_id")?,
         claimed_by: row.try_get("claimed_by")?,
+        claimed_at: from_millis(row.try_get("claimed_at")?),
         gone_at: row.try_get::<Option<i64>, _>("gone_at")?.map(from_millis),
     })
 }
@@ -60,6 +63,34 @@ impl Store {
             Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Ok(false),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Takes over a claim that never became a snapshot (its node died between claiming and
+    /// recording; the caller judged it stale from `seen_claimed_at`): `true` when this call took
+    /// it. A compare-and-swap on the claim time the caller saw, so of several nodes taking over
+    /// at once exactly one wins.
+    pub async fn take_over_catalog_claim(
+        &self,
+        cluster_id: &str,
+        backup_url: &str,
+        node: &str,
+        seen_claimed_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE catalog_backups SET claimed_by = $1, claimed_at = $2 \
+             WHERE cluster_id = $3 AND backup_url = $4 AND snapshot_id IS NULL \
+             AND claimed_at = $5",
+        )
+        .bind(node)
+        // Strictly later than the time compared, so the swap can happen once per seen value
+        // even within one millisecond.
+        .bind(to_millis(now()).max(to_millis(seen_claimed_at) + 1))
+        .bind(cluster_id)
+        .bind(backup_url)
+        .bind(to_millis(seen_claimed_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     /// Records the snapshot a claimed backup became.

@@ -662,4 +662,34 @@ async fn a_backup_is_claimed_by_exactly_one_of_many_concurrent_claims(store: &St
             .await
             .unwrap()
     );
+    // An abandoned claim (no snapshot) is taken over by one node of many, and only from the
+    // claim time it was seen with.
+    let seen = store.list_catalog_backups(&c.id, "nightly").await.unwrap();
+    let abandoned = seen.iter().find(|r| r.backup_url == other).unwrap();
+    assert_eq!(abandoned.claimed_by, "b");
+    let seen_at = abandoned.claimed_at;
+    let takers = (0..4).map(|n| {
+        let store = store.clone();
+        let cluster_id = c.id.clone();
+        async move {
+            store
+                .take_over_catalog_claim(&cluster_id, other, &format!("taker-{n}"), seen_at)
+                .await
+                .unwrap()
+        }
+    });
+    let took = futures::future::join_all(takers).await;
+    assert_eq!(took.iter().filter(|t| **t).count(), 1, "{took:?}");
+    // A registered backup is never taken over.
+    let registered = store
+        .catalog_backup_of_snapshot(&s.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !store
+            .take_over_catalog_claim(&c.id, url, "d", registered.claimed_at)
+            .await
+            .unwrap()
+    );
 }

@@ -397,3 +397,38 @@ async fn frequency_types_follow_the_rule_across_a_month_of_backups() {
         assert_eq!(expires, expected_expiry, "{s}");
     }
 }
+
+/// A PBM backup whose metadata says `running` is not registered; once PBM writes `done` it is,
+/// at the backup's consistent point.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pbm_backup_is_registered_once_its_status_is_done() {
+    let d = TestDeployment::builder().create().await;
+    let dir = local_location(&d);
+    let pbm = support::shared_data().join("pbm/zstd");
+    let name = "2026-02-23T14:46:22Z";
+    copy_dir(&pbm.join(name), &dir.join(name));
+    let meta = std::fs::read(pbm.join(format!("{name}.pbm.json"))).unwrap();
+    let mut running: Value = serde_json::from_slice(&meta).unwrap();
+    running["status"] = "running".into();
+    for rs in running["replsets"].as_array_mut().unwrap() {
+        rs["status"] = "running".into();
+    }
+    let meta_path = dir.join(format!("{name}.pbm.json"));
+    std::fs::write(&meta_path, running.to_string()).unwrap();
+
+    let node = start(&d, "node-a", &watch_flags(&d, dir.to_str().unwrap(), None));
+    let api = d.client(&node.url).await;
+    api.register_cluster("c1", &["rs0"]).await;
+    wait_listings(&node, 3).await;
+    assert!(snapshots(&api).await.is_empty());
+
+    std::fs::write(&meta_path, &meta).unwrap();
+    let found = wait_snapshots(&api, 1).await;
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(
+        found[0]["createdAt"], "2026-02-23T14:46:27Z",
+        "{}",
+        found[0]
+    );
+    assert_eq!(found[0]["mongodVersion"], "8.0.0", "{}", found[0]);
+}

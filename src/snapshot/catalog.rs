@@ -223,6 +223,9 @@ async fn directory_backup(
 /// collection's `.bson` without its `.metadata.json` (mongodump writes one per collection;
 /// `oplog.bson` has none).
 fn directory_gap(keys: &[String]) -> Option<String> {
+    // Sorted, so each collection's metadata file is found by one range lookup (a dump may
+    // hold many thousands of collections).
+    let sorted: std::collections::BTreeSet<&str> = keys.iter().map(String::as_str).collect();
     let mut any = false;
     for key in keys {
         let Some((stem, rest)) = key.rsplit_once(".bson") else {
@@ -237,7 +240,11 @@ fn directory_gap(keys: &[String]) -> Option<String> {
             continue;
         }
         let metadata = format!("{stem}.metadata.json");
-        if !keys.iter().any(|k| k.starts_with(&metadata)) {
+        let has_metadata = sorted
+            .range(metadata.as_str()..)
+            .next()
+            .is_some_and(|k| k.starts_with(&metadata));
+        if !has_metadata {
             let file = key.rsplit('/').next().unwrap_or(key);
             return Some(format!("{file} has no metadata file yet"));
         }

@@ -397,6 +397,14 @@ fn bench(c: &mut Criterion) {
 
 /// Buckets in an export: this many buckets of [`MEASUREMENTS`] each.
 const EXPORT_BUCKETS: u64 = 100;
+/// When the test runner runs each benchmark once as a test (no `--bench`), in a process of its
+/// own, every process builds this setup: a small one keeps that run short (it ran 50–110 s per
+/// benchmark on a loaded machine), and the side-by-side timing loop is left out.
+const TEST_EXPORT_BUCKETS: u64 = 2;
+
+fn bench_mode() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
 
 /// A whole export, end to end (read, unpack, Extended JSON, gzip level 6 on every core, upload
 /// to an in-memory store), of the same measurements three ways: as a time-series collection of
@@ -418,9 +426,14 @@ fn bench_export(c: &mut Criterion) {
         };
         format!(r#"{{{options}"indexes":[],"collectionName":"{name}"}}"#)
     };
+    let export_buckets = if bench_mode() {
+        EXPORT_BUCKETS
+    } else {
+        TEST_EXPORT_BUCKETS
+    };
     let (mut v1, mut v2, mut plain) = (Vec::new(), Vec::new(), Vec::new());
     let mut unpacker = Unpacker::new(TimeseriesOptions::new("t", Some("meta".into())));
-    for seed in 0..EXPORT_BUCKETS {
+    for seed in 0..export_buckets {
         let (b2, b1) = buckets(&series(seed), seed);
         unpacker
             .unpack(&b1, |m| {
@@ -474,41 +487,43 @@ fn bench_export(c: &mut Criterion) {
     for (label, source) in &sources {
         assert_eq!(
             export_once(source),
-            EXPORT_BUCKETS * MEASUREMENTS as u64,
+            export_buckets * MEASUREMENTS as u64,
             "{label}"
         );
     }
     // Interleaved rounds, so that the three see the same machine (ours is shared and noisy):
     // the median of each, and its ratio to the regular collection's.
-    let mut times: Vec<Vec<f64>> = vec![Vec::new(); sources.len()];
-    for _ in 0..7 {
-        for (i, (_, source)) in sources.iter().enumerate() {
-            let started = std::time::Instant::now();
-            black_box(export_once(source));
-            times[i].push(started.elapsed().as_secs_f64());
+    if bench_mode() {
+        let mut times: Vec<Vec<f64>> = vec![Vec::new(); sources.len()];
+        for _ in 0..7 {
+            for (i, (_, source)) in sources.iter().enumerate() {
+                let started = std::time::Instant::now();
+                black_box(export_once(source));
+                times[i].push(started.elapsed().as_secs_f64());
+            }
         }
-    }
-    let medians: Vec<f64> = times
-        .iter_mut()
-        .map(|t| {
-            t.sort_by(f64::total_cmp);
-            t[t.len() / 2]
-        })
-        .collect();
-    let regular = medians[sources.len() - 1];
-    for ((label, _), median) in sources.iter().zip(&medians) {
-        eprintln!(
-            "side by side, median of 7: {label}: {:.0} ms, {:.0} measurements/s, {:.2} x the regular collection's time",
-            median * 1e3,
-            (EXPORT_BUCKETS * MEASUREMENTS as u64) as f64 / median,
-            median / regular
-        );
+        let medians: Vec<f64> = times
+            .iter_mut()
+            .map(|t| {
+                t.sort_by(f64::total_cmp);
+                t[t.len() / 2]
+            })
+            .collect();
+        let regular = medians[sources.len() - 1];
+        for ((label, _), median) in sources.iter().zip(&medians) {
+            eprintln!(
+                "side by side, median of 7: {label}: {:.0} ms, {:.0} measurements/s, {:.2} x the regular collection's time",
+                median * 1e3,
+                (export_buckets * MEASUREMENTS as u64) as f64 / median,
+                median / regular
+            );
+        }
     }
     let mut group = c.benchmark_group("export (measurements)");
     group.sample_size(10);
     group.warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(6));
-    group.throughput(Throughput::Elements(EXPORT_BUCKETS * MEASUREMENTS as u64));
+    group.throughput(Throughput::Elements(export_buckets * MEASUREMENTS as u64));
     for (label, source) in &sources {
         group.bench_function(*label, |b| b.iter(|| export_once(source)));
     }

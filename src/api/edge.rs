@@ -97,21 +97,48 @@ impl Default for EdgeConfig {
 
 /// Checks and normalizes a public URL: `http` or `https`, a host, no credentials, query or
 /// fragment; a path (a proxy's prefix) is kept, without its trailing `/`.
-pub fn parse_public_url(text: &str) -> Result<String, String> {
-    let url = url::Url::parse(text.trim()).map_err(|e| format!("{text}: {e}"))?;
+pub fn parse_public_url(text: &str) -> Result<String, PublicUrlError> {
+    let refuse = |why| PublicUrlError {
+        url: text.to_string(),
+        why,
+    };
+    let url = url::Url::parse(text.trim()).map_err(|e| refuse(PublicUrlProblem::Syntax(e)))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("{text}: the scheme must be http or https"));
+        return Err(refuse(PublicUrlProblem::Scheme));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("{text}: a host is required"));
+        return Err(refuse(PublicUrlProblem::NoHost));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(format!("{text}: credentials are not allowed"));
+        return Err(refuse(PublicUrlProblem::Credentials));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!("{text}: a query or fragment is not allowed"));
+        return Err(refuse(PublicUrlProblem::QueryOrFragment));
     }
     Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+/// A public URL [`parse_public_url`] refuses, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{url}: {why}")]
+pub struct PublicUrlError {
+    pub url: String,
+    #[source]
+    pub why: PublicUrlProblem,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublicUrlProblem {
+    #[error("{0}")]
+    Syntax(url::ParseError),
+    #[error("the scheme must be http or https")]
+    Scheme,
+    #[error("a host is required")]
+    NoHost,
+    #[error("credentials are not allowed")]
+    Credentials,
+    #[error("a query or fragment is not allowed")]
+    QueryOrFragment,
 }
 
 /// The base of `links`: the public URL, else `http://<bound address>`, else (no server)

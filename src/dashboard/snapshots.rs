@@ -262,8 +262,15 @@ pub async fn export(
     Ok(Redirect::to(&back).into_response())
 }
 
+/// A field of the import form the service never sees because it does not parse.
+#[derive(Debug, thiserror::Error)]
+enum FormError {
+    #[error("Retention must be a number of days, not {0}.")]
+    RetentionDays(String),
+}
+
 /// The import form as the service's request.
-fn import_request(form: &FormData) -> Result<ImportRequest, String> {
+fn import_request(form: &FormData) -> Result<ImportRequest, FormError> {
     let names = form.all("part_rs");
     let urls = form.all("part_url");
     let roles = form.all("part_role");
@@ -287,7 +294,7 @@ fn import_request(form: &FormData) -> Result<ImportRequest, String> {
         None => None,
         Some(days) => Some(
             days.parse::<u32>()
-                .map_err(|_| format!("Retention must be a number of days, not {days}."))?,
+                .map_err(|_| FormError::RetentionDays(days.to_string()))?,
         ),
     };
     Ok(ImportRequest {
@@ -316,7 +323,7 @@ pub async fn import(
     )
     .await?;
     let flash = match import_request(&form) {
-        Err(why) => Flash::error(why),
+        Err(why) => Flash::error(why.to_string()),
         Ok(request) => match snapshots::import(&dashboard, &project, &cluster, request).await {
             Ok(imported) => {
                 let mut text = format!("Snapshot {} imported.", imported.snapshot.id);

@@ -544,7 +544,7 @@ fn unpacker_for(info: &CollectionInfo) -> Result<Unpacker, SourceError> {
     let options = info
         .metadata
         .as_ref()
-        .ok_or_else(|| "the dump has no metadata for it".to_string())
+        .ok_or(timeseries::OptionsError::NoMetadata)
         .and_then(TimeseriesOptions::from_metadata)
         .map_err(|e| SourceError::Invalid {
             object: info.source_object.clone(),

@@ -777,9 +777,9 @@ mod fuzz {
     /// More than any of these inputs can legitimately expand to; reading stops there.
     const OUTPUT_CAP: u64 = 64 << 20;
 
-    fn drain(data: Vec<u8>, expect: Expect) -> Result<u64, String> {
-        let (_, r) = open(Box::new(io::Cursor::new(data)), expect).map_err(|e| e.to_string())?;
-        io::copy(&mut r.take(OUTPUT_CAP), &mut io::sink()).map_err(|e| e.to_string())
+    fn drain(data: Vec<u8>, expect: Expect) -> io::Result<u64> {
+        let (_, r) = open(Box::new(io::Cursor::new(data)), expect).map_err(io::Error::other)?;
+        io::copy(&mut r.take(OUTPUT_CAP), &mut io::sink())
     }
 
     fn magic(codec: Codec) -> &'static [u8] {

@@ -318,7 +318,10 @@ async fn read_metadata(
             tracing::warn!(object = %object, "metadata file is empty, treating the collection as having no metadata");
             Ok(None)
         }
-        Err(message) => Err(SourceError::Invalid { object, message }),
+        Err(e) => Err(SourceError::Invalid {
+            object,
+            message: e.to_string(),
+        }),
     }
 }
 

@@ -12,19 +12,31 @@ use super::{CollectionInfo, CollectionKind, SourceError};
 ///
 /// `Ok(None)` for an empty or whitespace-only text: it carries no metadata at all, which the
 /// callers treat as "no metadata" (see [`super::directory`] for why).
-pub(crate) fn parse_extjson(text: &[u8]) -> Result<Option<Document>, String> {
+pub(crate) fn parse_extjson(text: &[u8]) -> Result<Option<Document>, ExtJsonError> {
     let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
     if text.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    let value: Value = serde_json::from_slice(text).map_err(|e| format!("invalid json: {e}"))?;
+    let value: Value = serde_json::from_slice(text).map_err(ExtJsonError::Json)?;
     let Value::Object(map) = value else {
-        return Err("expected a json object".into());
+        return Err(ExtJsonError::NotAnObject);
     };
     let map = upgrade_legacy(map);
     Document::try_from(map)
         .map(Some)
-        .map_err(|e| format!("invalid extended json: {e}"))
+        .map_err(|e| ExtJsonError::ExtendedJson(Box::new(e)))
+}
+
+/// Why a metadata text is not an Extended JSON document. The callers wrap it into a
+/// [`SourceError`] that names the object it came from.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ExtJsonError {
+    #[error("invalid json: {0}")]
+    Json(#[source] serde_json::Error),
+    #[error("expected a json object")]
+    NotAnObject,
+    #[error("invalid extended json: {0}")]
+    ExtendedJson(#[source] Box<bson::error::Error>),
 }
 
 /// Rewrites legacy `{"$binary": "<base64>", "$type": "<hex>"}` objects (Extended JSON v1) into

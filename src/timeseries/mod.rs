@@ -40,26 +40,39 @@ impl TimeseriesOptions {
 
     /// Reads `options.timeseries` from a collection's metadata (`{options: {timeseries:
     /// {timeField, metaField?, granularity?, bucketMaxSpanSeconds?, …}}, …}`).
-    pub fn from_metadata(metadata: &bson::Document) -> Result<Self, String> {
+    pub fn from_metadata(metadata: &bson::Document) -> Result<Self, OptionsError> {
         let timeseries = metadata
             .get_document("options")
             .and_then(|o| o.get_document("timeseries"))
-            .map_err(|_| "the metadata has no options.timeseries object".to_string())?;
+            .map_err(|_| OptionsError::NoOptions)?;
         let time_field = timeseries
             .get_str("timeField")
-            .map_err(|_| "options.timeseries has no string timeField".to_string())?;
+            .map_err(|_| OptionsError::NoTimeField)?;
         if time_field.is_empty() || time_field.contains('\0') {
-            return Err("options.timeseries.timeField is not a valid field name".into());
+            return Err(OptionsError::InvalidName("timeField"));
         }
         let meta_field = match timeseries.get("metaField") {
             None | Some(bson::Bson::Null) => None,
             Some(bson::Bson::String(name)) if !name.is_empty() && !name.contains('\0') => {
                 Some(name.clone())
             }
-            Some(_) => return Err("options.timeseries.metaField is not a valid field name".into()),
+            Some(_) => return Err(OptionsError::InvalidName("metaField")),
         };
         Ok(TimeseriesOptions::new(time_field, meta_field))
     }
+}
+
+/// Why a collection's metadata does not say how to unpack its buckets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OptionsError {
+    #[error("the dump has no metadata for it")]
+    NoMetadata,
+    #[error("the metadata has no options.timeseries object")]
+    NoOptions,
+    #[error("options.timeseries has no string timeField")]
+    NoTimeField,
+    #[error("options.timeseries.{0} is not a valid field name")]
+    InvalidName(&'static str),
 }
 
 #[cfg(test)]

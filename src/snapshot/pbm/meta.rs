@@ -18,7 +18,7 @@
 
 use serde::Deserialize;
 
-use super::super::metadata::parse_extjson;
+use super::super::metadata::{ExtJsonError, parse_extjson};
 
 /// Largest metadata file read into memory (`.pbm.json`, `metadata.json`, `meta.pbm`): real
 /// ones are a few KiB, a backup of 100,000 collections a few MiB.
@@ -110,34 +110,79 @@ pub struct Namespace {
     pub size: i64,
 }
 
+/// Why a replica set's `metadata.json` or `meta.pbm` cannot be used. The caller names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    #[error(transparent)]
+    ExtJson(#[from] ExtJsonError),
+    #[error("the file is empty")]
+    Empty,
+    #[error("invalid BSON: {0}")]
+    Bson(#[source] Box<bson::error::Error>),
+    /// A field the format requires is missing or has another type; `field` is its path.
+    #[error("`{field}` is missing or not {expected}")]
+    Field {
+        field: String,
+        expected: &'static str,
+    },
+    #[error("{field} ({namespace}): invalid metadata: {source}")]
+    NamespaceMetadata {
+        field: String,
+        namespace: String,
+        #[source]
+        source: ExtJsonError,
+    },
+}
+
+fn field(field: impl Into<String>, expected: &'static str) -> MetaError {
+    MetaError::Field {
+        field: field.into(),
+        expected,
+    }
+}
+
 /// Parses `metadata.json`: its `server_version` and namespaces.
-pub fn parse_metadata_json(text: &[u8]) -> Result<(Option<String>, Vec<Namespace>), String> {
-    let doc = parse_extjson(text)?.ok_or("the file is empty")?;
+pub fn parse_metadata_json(text: &[u8]) -> Result<(Option<String>, Vec<Namespace>), MetaError> {
+    let doc = parse_extjson(text)?.ok_or(MetaError::Empty)?;
     let server_version = doc.get_str("server_version").ok().map(str::to_string);
     let list = doc
         .get_array("namespaces")
-        .map_err(|_| "no `namespaces` array".to_string())?;
+        .map_err(|_| field("namespaces", "an array"))?;
     let mut out = Vec::with_capacity(list.len());
     for (i, item) in list.iter().enumerate() {
         let entry = item
             .as_document()
-            .ok_or_else(|| format!("namespaces[{i}] is not an object"))?;
-        let text = |key: &str| -> Result<String, String> {
+            .ok_or_else(|| field(format!("namespaces[{i}]"), "an object"))?;
+        let text = |key: &str| -> Result<String, MetaError> {
             entry
                 .get_str(key)
                 .map(str::to_string)
-                .map_err(|_| format!("namespaces[{i}] has no string `{key}`"))
+                .map_err(|_| field(format!("namespaces[{i}].{key}"), "a string"))
         };
         let db = text("db")?;
         let collection = text("collection")?;
         let metadata_text = entry.get_str("metadata").unwrap_or("");
-        let metadata = parse_extjson(metadata_text.as_bytes())
-            .map_err(|e| format!("namespaces[{i}] ({db}.{collection}): invalid metadata: {e}"))?;
+        let metadata = parse_extjson(metadata_text.as_bytes()).map_err(|source| {
+            MetaError::NamespaceMetadata {
+                field: format!("namespaces[{i}]"),
+                namespace: format!("{db}.{collection}"),
+                source,
+            }
+        })?;
         out.push(Namespace {
             kind: entry.get_str("type").unwrap_or("collection").to_string(),
-            crc: integer(entry, "crc").ok_or_else(|| format!("{db}.{collection} has no `crc`"))?,
-            size: integer(entry, "size")
-                .ok_or_else(|| format!("{db}.{collection} has no `size`"))?,
+            crc: integer(entry, "crc").ok_or_else(|| {
+                field(
+                    format!("namespaces[{i}].crc ({db}.{collection})"),
+                    "an integer",
+                )
+            })?,
+            size: integer(entry, "size").ok_or_else(|| {
+                field(
+                    format!("namespaces[{i}].size ({db}.{collection})"),
+                    "an integer",
+                )
+            })?,
             db,
             collection,
             metadata,
@@ -166,22 +211,22 @@ pub struct Recorded {
 }
 
 /// The data files `meta.pbm` records (entries without data, such as views, are left out).
-pub fn parse_meta_pbm(bytes: &[u8]) -> Result<Vec<Recorded>, String> {
-    let doc = bson::Document::from_reader(bytes).map_err(|e| format!("invalid BSON: {e}"))?;
+pub fn parse_meta_pbm(bytes: &[u8]) -> Result<Vec<Recorded>, MetaError> {
+    let doc = bson::Document::from_reader(bytes).map_err(|e| MetaError::Bson(Box::new(e)))?;
     let specs = doc
         .get_array("specifications")
-        .map_err(|_| "no `specifications` array".to_string())?;
+        .map_err(|_| field("specifications", "an array"))?;
     let mut out = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
         let spec = spec
             .as_document()
-            .ok_or_else(|| format!("specifications[{i}] is not a document"))?;
+            .ok_or_else(|| field(format!("specifications[{i}]"), "a document"))?;
         let db = spec
             .get_str("db")
-            .map_err(|_| format!("specifications[{i}] has no `db`"))?;
+            .map_err(|_| field(format!("specifications[{i}].db"), "a string"))?;
         let name = spec
             .get_str("name")
-            .map_err(|_| format!("specifications[{i}] has no `name`"))?;
+            .map_err(|_| field(format!("specifications[{i}].name"), "a string"))?;
         let crc = integer(spec, "crc").unwrap_or(0);
         let size = integer(spec, "size").unwrap_or(0);
         if size == 0 && crc == 0 {

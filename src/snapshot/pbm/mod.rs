@@ -339,7 +339,7 @@ pub(crate) async fn open(found: Found) -> Result<SnapshotSource, SourceError> {
             backup.compression
         ))
     })?;
-    let replset = pick_replset(&backup, &name, replica_set.as_deref(), &root).map_err(invalid)?;
+    let replset = pick_replset(&backup, &name, replica_set.as_deref(), &root, &invalid)?;
     if !replset.status.is_empty() && replset.status != "done" {
         return Err(invalid(format!(
             "replica set {} of PBM backup {name} has status {:?}: it is not complete",
@@ -453,7 +453,8 @@ fn pick_replset(
     name: &str,
     wanted: Option<&str>,
     root: &Location,
-) -> Result<ReplsetMeta, String> {
+    invalid: &dyn Fn(String) -> SourceError,
+) -> Result<ReplsetMeta, SourceError> {
     let names: Vec<&str> = backup.replsets.iter().map(|r| r.name.as_str()).collect();
     match wanted {
         Some(wanted) => backup
@@ -462,25 +463,25 @@ fn pick_replset(
             .find(|r| r.name == wanted)
             .cloned()
             .ok_or_else(|| {
-                format!(
+                invalid(format!(
                     "PBM backup {name} has no replica set {wanted} (it has {})",
                     names.join(", ")
-                )
+                ))
             }),
         None => match backup.replsets.as_slice() {
             [only] => Ok(only.clone()),
-            [] => Err(format!("PBM backup {name} lists no replica sets")),
+            [] => Err(invalid(format!("PBM backup {name} lists no replica sets"))),
             _ => {
                 let base = root.url.trim_end_matches('/');
                 let urls: Vec<String> = names
                     .iter()
                     .map(|rs| format!("{base}/{name}/{rs}"))
                     .collect();
-                Err(format!(
+                Err(invalid(format!(
                     "PBM backup {name} holds {} replica sets: name one per snapshot part, as {}",
                     names.len(),
                     urls.join(", ")
-                ))
+                )))
             }
         },
     }
@@ -567,9 +568,9 @@ async fn open_files(
     let text = objects::read_small(root, dump_rel, meta::METADATA_LIMIT).await?;
     let (server_version, namespaces) = off_runtime(move || meta::parse_metadata_json(&text))
         .await?
-        .map_err(|message| SourceError::Invalid {
+        .map_err(|e| SourceError::Invalid {
             object: metadata_object.clone(),
-            message,
+            message: e.to_string(),
         })?;
     let dir_location = root.child(&dir);
     // Deep enough for collection names with a `/` (PBM's `path.Join` makes folders of them).
@@ -591,9 +592,9 @@ async fn open_files(
         let bytes = objects::read_small(root, &rel, meta::METADATA_LIMIT).await?;
         let specs = off_runtime(move || meta::parse_meta_pbm(&bytes))
             .await?
-            .map_err(|message| SourceError::Invalid {
+            .map_err(|e| SourceError::Invalid {
                 object: object_name(root, &rel),
-                message,
+                message: e.to_string(),
             })?;
         Some((rel, specs))
     } else {
@@ -782,7 +783,7 @@ pub(crate) fn read(
                 if collection.kind == CollectionKind::Excluded {
                     continue;
                 }
-                let exported = collection.kind == CollectionKind::Collection;
+                let exported = collection.kind.is_exported();
                 let namespace = collection.namespace();
                 if exported {
                     visitor.begin(index)?;

@@ -15,6 +15,8 @@ pub struct Metrics {
     pub responses_5xx: AtomicU64,
     pub jobs_created: AtomicU64,
     pub jobs_finished: AtomicU64,
+    /// Backup locations listed to the end by this node's catalog watcher.
+    pub catalog_listings: AtomicU64,
 }
 
 /// Gauges of the whole deployment, read from the metadata store at scrape time.
@@ -76,6 +78,11 @@ impl Metrics {
             "snapex_export_jobs_finished_total",
             "Export jobs finished on this node.",
             &self.jobs_finished,
+        );
+        counter(
+            "snapex_catalog_listings_total",
+            "Backup location listings completed on this node.",
+            &self.catalog_listings,
         );
         out.push_str("# HELP snapex_export_jobs Export jobs by state (whole deployment).\n# TYPE snapex_export_jobs gauge\n");
         for (job_state, n) in &gauges.jobs_by_state {

@@ -240,6 +240,18 @@ fn role_refusal(e: &AccessRoleError) -> Option<ApiError> {
     }
 }
 
+impl From<crate::service::catalog::CatalogError> for ApiError {
+    fn from(e: crate::service::catalog::CatalogError) -> Self {
+        use crate::service::catalog::CatalogError;
+        match e {
+            CatalogError::Store(e) => e.into(),
+            CatalogError::Schedule(e) => e.into(),
+            // Listing a location is the watcher's business; a GET never reaches these.
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
 impl From<AccessRoleError> for ApiError {
     fn from(e: AccessRoleError) -> Self {
         match e {

@@ -1,5 +1,6 @@
 //! Export jobs: create, list, get (v2 2023-01-01 with `stateReason`; v1.0 with `errMsg`) and the
-//! cancel extension, over `service::export_jobs` (the rules); this file is the HTTP shapes.
+//! extensions under `/api/snapex/v1` (create with a namespace filter, cancel), over
+//! `service::export_jobs` (the rules); this file is the HTTP shapes.
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -12,7 +13,7 @@ use super::versioning::{ONLY_2023, Served};
 use super::{ApiError, AppState, Ctx, iso};
 use crate::auth::{Principal, Role};
 use crate::service::export_jobs::{self, JobRequest};
-use crate::store::{ClusterType, ExportJob, Label};
+use crate::store::{ClusterType, ExportJob, JobNamespaces, Label};
 
 pub fn routes() -> Router<AppState> {
     let v2 = "/api/atlas/v2/groups/{group_id}/clusters/{cluster_name}/backup/exports";
@@ -24,6 +25,10 @@ pub fn routes() -> Router<AppState> {
         .route(v1, get(list_v1).post(create_v1))
         .route(&format!("{v1}/"), get(list_v1).post(create_v1))
         .route(&format!("{v1}/{{export_id}}"), get(get_v1))
+        .route(
+            "/api/snapex/v1/groups/{group_id}/clusters/{cluster_name}/backup/exports",
+            post(create_extension),
+        )
         .route(
             "/api/snapex/v1/groups/{group_id}/clusters/{cluster_name}/backup/exports/{export_id}/cancel",
             post(cancel),
@@ -40,6 +45,30 @@ struct CreateJob {
     #[serde(default)]
     #[allow(dead_code)]
     links: Option<Vec<Value>>,
+}
+
+/// The extension's body: Atlas's create-export body plus `namespaces`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct CreateJobExtension {
+    snapshot_id: String,
+    export_bucket_id: String,
+    #[serde(default)]
+    custom_data: Vec<Label>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    links: Option<Vec<Value>>,
+    #[serde(default)]
+    namespaces: Namespaces,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Namespaces {
+    #[serde(default)]
+    include: Vec<String>,
+    #[serde(default)]
+    exclude: Vec<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -82,6 +111,10 @@ fn job_json(ctx: &Ctx, job: &ExportJob, sharded: bool, flavor: Flavor) -> Value 
     m.insert("prefix".into(), job.prefix.clone().into());
     m.insert("snapshotId".into(), job.snapshot_id.clone().into());
     m.insert("state".into(), job.state.as_str().into());
+    // Only jobs created with a filter carry it, so Atlas's shapes stay as they are.
+    if !job.namespaces.is_empty() {
+        m.insert("namespaces".into(), json!(job.namespaces));
+    }
     if let Some(reason) = &job.state_reason {
         match flavor {
             Flavor::V2 => {
@@ -100,7 +133,7 @@ async fn create(
     principal: &Principal,
     group_id: &str,
     cluster_name: &str,
-    body: CreateJob,
+    request: JobRequest,
 ) -> Result<(ExportJob, bool), ApiError> {
     let (project, cluster) = super::cluster_for(
         state,
@@ -110,18 +143,45 @@ async fn create(
         Role::GroupBackupExportOperator,
     )
     .await?;
-    let job = export_jobs::create(
-        state,
-        &project,
-        &cluster,
+    let job = export_jobs::create(state, &project, &cluster, request).await?;
+    Ok((job, cluster.cluster_type == ClusterType::Sharded))
+}
+
+impl From<CreateJob> for JobRequest {
+    fn from(body: CreateJob) -> Self {
         JobRequest {
             snapshot_id: body.snapshot_id,
             export_bucket_id: body.export_bucket_id,
             custom_data: body.custom_data,
+            namespaces: JobNamespaces::default(),
+        }
+    }
+}
+
+/// `POST /api/snapex/v1/…/backup/exports`: Atlas's create plus a namespace filter; answers
+/// with the v2 job shape (and its `namespaces`).
+async fn create_extension(
+    State(state): State<AppState>,
+    principal: Principal,
+    ctx: Ctx,
+    Path((group_id, cluster_name)): Path<(String, String)>,
+    Body(body): Body<CreateJobExtension>,
+) -> Result<Reply, ApiError> {
+    let request = JobRequest {
+        snapshot_id: body.snapshot_id,
+        export_bucket_id: body.export_bucket_id,
+        custom_data: body.custom_data,
+        namespaces: JobNamespaces {
+            include: body.namespaces.include,
+            exclude: body.namespaces.exclude,
         },
-    )
-    .await?;
-    Ok((job, cluster.cluster_type == ClusterType::Sharded))
+    };
+    let (job, sharded) = create(&state, &principal, &group_id, &cluster_name, request).await?;
+    Ok(Reply::ok(
+        Served::Json,
+        ctx.query.format,
+        job_json(&ctx, &job, sharded, Flavor::V2),
+    ))
 }
 
 async fn create_v2(
@@ -132,7 +192,7 @@ async fn create_v2(
     Body(body): Body<CreateJob>,
 ) -> Result<Reply, ApiError> {
     let served = ctx.version(ONLY_2023)?;
-    let (job, sharded) = create(&state, &principal, &group_id, &cluster_name, body).await?;
+    let (job, sharded) = create(&state, &principal, &group_id, &cluster_name, body.into()).await?;
     Ok(Reply::ok(
         served,
         ctx.query.format,
@@ -147,7 +207,7 @@ async fn create_v1(
     Path((group_id, cluster_name)): Path<(String, String)>,
     Body(body): Body<CreateJob>,
 ) -> Result<Reply, ApiError> {
-    let (job, sharded) = create(&state, &principal, &group_id, &cluster_name, body).await?;
+    let (job, sharded) = create(&state, &principal, &group_id, &cluster_name, body.into()).await?;
     Ok(Reply::ok(
         Served::Json,
         ctx.query.format,

@@ -21,6 +21,7 @@
 
 pub mod access_roles;
 pub mod auth;
+pub mod backup_locations;
 pub mod clusters;
 pub mod edge;
 pub mod error;
@@ -111,6 +112,7 @@ pub fn app(state: AppState) -> Router {
         .merge(orgs::routes())
         .merge(clusters::routes())
         .merge(access_roles::routes())
+        .merge(backup_locations::routes())
         .merge(snapshots::routes())
         .merge(export_buckets::routes())
         .merge(export_jobs::routes())

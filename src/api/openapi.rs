@@ -342,12 +342,28 @@ pub const OPERATIONS: &[Operation] = &[
         "Import a snapshot from storage URLs {parts:[{replicaSetName,url}]}"
     ),
     op!(
+        "get",
+        "/api/snapex/v1/groups/{groupId}/backupLocations",
+        "snapexListBackupLocations",
+        [],
+        "Project Read Only",
+        "The backup locations the operator declared for the project, with the backups each registered"
+    ),
+    op!(
         "post",
         "/api/snapex/v1/groups/{groupId}/accessRoles",
         "snapexCreateAccessRole",
         [],
         "Project Owner",
         "Store object-store credentials (sealed, never returned)"
+    ),
+    op!(
+        "post",
+        "/api/snapex/v1/groups/{groupId}/clusters/{clusterName}/backup/exports",
+        "snapexCreateExportJob",
+        [],
+        "Project Backup Export Operator",
+        "Create one export job: Atlas's body plus namespaces {include, exclude}"
     ),
     op!(
         "post",

@@ -118,6 +118,13 @@ pub struct ExportArgs {
     /// manifest) instead of failing.
     #[arg(long)]
     pub skip_invalid: bool,
+    /// Export only the namespaces matching this pattern (repeatable; mongorestore's wildcard
+    /// syntax: `db.*`, `db.coll`, `*.coll`; `*` matches any characters, dots included).
+    #[arg(long = "ns-include", value_name = "PATTERN")]
+    pub ns_include: Vec<String>,
+    /// Leave out the namespaces matching this pattern (repeatable; applied after --ns-include).
+    #[arg(long = "ns-exclude", value_name = "PATTERN")]
+    pub ns_exclude: Vec<String>,
     /// Print a machine-readable JSON summary on stdout.
     #[arg(long)]
     pub json: bool,
@@ -129,6 +136,17 @@ pub struct ExportArgs {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct ArgError(String);
+
+/// A pattern list for the start line: the patterns, or what an empty list means.
+fn patterns(list: &[export::Pattern], empty: &str) -> String {
+    if list.is_empty() {
+        return empty.to_string();
+    }
+    list.iter()
+        .map(export::Pattern::as_str)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
 
 fn parse_format(s: &str) -> Result<Format, ArgError> {
     match s {
@@ -249,6 +267,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         bucket,
         prefix: prefix.clone(),
     };
+    let namespaces = export::NamespaceFilter::parse(&args.ns_include, &args.ns_exclude)?;
     let complete = CompleteInfo {
         org_id: args.org_id.clone(),
         org_name: args.org_name.clone(),
@@ -266,6 +285,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         compression_level: args.compression_level,
         skip_invalid: args.skip_invalid,
         worker_nice: 0,
+        namespaces,
     };
     eprintln!(
         "snapex export: org {} project {} cluster {} snapshot {} format {:?} chunk {} bytes gzip level {}{}",
@@ -282,6 +302,13 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
             ""
         },
     );
+    if !export_options.namespaces.is_everything() {
+        eprintln!(
+            "namespaces: include {} exclude {}",
+            patterns(&export_options.namespaces.include, "everything"),
+            patterns(&export_options.namespaces.exclude, "nothing"),
+        );
+    }
     eprintln!("exporting to {}/{prefix}", args.dest.trim_end_matches('/'));
 
     let total_bytes: u64 = parts.iter().map(|(_, s)| s.info.total_bytes).sum();
@@ -340,6 +367,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
             "buckets": buckets,
             "skippedInvalidBuckets": skipped_buckets,
             "skippedCollections": summary.replica_sets.iter().flat_map(|r| r.skipped_collections.clone()).collect::<Vec<_>>(),
+            "excludedCollections": summary.replica_sets.iter().flat_map(|r| r.excluded_collections.iter().map(|c| serde_json::json!({"replicaSet": r.replica_set, "collection": c}))).collect::<Vec<_>>(),
             "seconds": seconds,
             "replicaSets": summary.replica_sets.iter().map(|r| serde_json::json!({
                 "name": r.replica_set, "collections": r.exported_collections, "documents": r.documents,

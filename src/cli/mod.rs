@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod admin;
+pub mod catalog;
 pub mod demo;
 pub mod export;
 pub mod http;
@@ -43,6 +44,9 @@ pub enum Command {
     ServiceAccounts(admin::ServiceAccountsCommand),
     /// Export one snapshot to a bucket, without a server.
     Export(Box<export::ExportArgs>),
+    /// Backup locations: what the catalog would register (`scan`), without a server.
+    #[command(subcommand)]
+    Catalog(catalog::CatalogCommand),
     /// Check an export against its manifest.
     Verify(verify::VerifyArgs),
     /// Run the whole flow on a generated sample snapshot.
@@ -83,6 +87,7 @@ pub fn main() -> ExitCode {
             Command::ServiceAccounts(cmd) => admin::service_accounts(cmd).await,
             Command::Export(args) => export::run(*args).await,
             Command::Verify(args) => verify::run(args).await,
+            Command::Catalog(cmd) => catalog::run(cmd).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Sample(args) => sample::run(args).await,
         }

@@ -42,7 +42,9 @@ pub struct ServeArgs {
     /// max_concurrent_replica_sets, lease_seconds, store_retry_seconds,
     /// retention_interval_seconds, log_format, max_body_bytes, rate_limit_per_second,
     /// rate_limit_burst, header_read_timeout_seconds, idle_timeout_seconds,
-    /// allow_environment_credentials, allow_insecure_endpoints, source_roots, source_grants).
+    /// allow_environment_credentials, allow_insecure_endpoints, source_roots, source_grants,
+    /// catalog_interval_seconds, and `[[backup_locations]]` tables of name, project, cluster,
+    /// url, role).
     #[arg(long, env = "SNAPEX_CONFIG")]
     pub config: Option<PathBuf>,
     /// This node's name in job leases [default: the host name]. Must be unique per node and
@@ -80,6 +82,17 @@ pub struct ServeArgs {
     /// import from, read with this server's credentials: `PROJECT=PATH_OR_URL` (repeatable).
     #[arg(long = "source-grant", value_name = "PROJECT=PATH_OR_URL")]
     pub source_grants: Vec<String>,
+    /// A backup location the catalog watches, bound to one cluster of one project and read
+    /// with that project's access role `role` (remote URLs) or inside its roots and grants:
+    /// `name=N,project=ID,cluster=NAME,url=URL[,role=ID]` (repeatable; replaces the file's).
+    #[arg(
+        long = "backup-location",
+        value_name = "name=N,project=ID,cluster=C,url=URL[,role=ID]"
+    )]
+    pub backup_locations: Vec<String>,
+    /// Seconds between two listings of each backup location [default: 60].
+    #[arg(long, env = "SNAPEX_CATALOG_INTERVAL_SECONDS")]
+    pub catalog_interval_seconds: Option<u64>,
     /// Base URL of the `links` in responses, as clients reach this server (behind a proxy:
     /// the proxy's URL, with its path prefix) [default: http://<listen address>]. The
     /// request's Host header is never used.
@@ -124,6 +137,9 @@ struct FileConfig {
     source_roots: Vec<PathBuf>,
     #[serde(default)]
     source_grants: Vec<String>,
+    #[serde(default)]
+    backup_locations: Vec<crate::service::catalog::BackupLocation>,
+    catalog_interval_seconds: Option<u64>,
     public_url: Option<String>,
     max_body_bytes: Option<usize>,
     rate_limit_per_second: Option<u32>,
@@ -232,6 +248,35 @@ impl ServerConfig {
                 })?;
             d.source_grants.push(parsed);
         }
+        d.backup_locations = if args.backup_locations.is_empty() {
+            for location in &file.backup_locations {
+                location.check().map_err(|problem| {
+                    anyhow::anyhow!("invalid backup location {}: {problem}", location.name)
+                })?;
+            }
+            file.backup_locations
+        } else {
+            args.backup_locations
+                .iter()
+                .map(|text| crate::service::catalog::BackupLocation::parse(text))
+                .collect::<Result<_, _>>()?
+        };
+        for (i, location) in d.backup_locations.iter().enumerate() {
+            anyhow::ensure!(
+                !d.backup_locations[..i]
+                    .iter()
+                    .any(|l| l.name == location.name),
+                "two backup locations are named {}",
+                location.name
+            );
+        }
+        if let Some(v) = args
+            .catalog_interval_seconds
+            .or(file.catalog_interval_seconds)
+        {
+            anyhow::ensure!(v >= 1, "catalog_interval_seconds must be at least 1");
+            d.catalog_interval = Duration::from_secs(v);
+        }
         if let Some(v) = args.log_format.clone().or(file.log_format) {
             anyhow::ensure!(
                 v == "text" || v == "json",
@@ -336,6 +381,18 @@ impl ServerConfig {
                     .collect::<Vec<_>>()
                     .join(", "),
             ),
+            (
+                "backup_locations".into(),
+                d.backup_locations
+                    .iter()
+                    .map(|l| l.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+            (
+                "catalog_interval_seconds".into(),
+                d.catalog_interval.as_secs().to_string(),
+            ),
             ("public_url".into(), self.public_url()),
             (
                 "max_body_bytes".into(),
@@ -375,6 +432,7 @@ pub struct RunningServer {
     server: JoinHandle<()>,
     runner: JoinHandle<()>,
     retention: JoinHandle<()>,
+    catalog: JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -402,6 +460,7 @@ impl RunningServer {
         self.retention
             .await
             .context("snapshot retention task panicked")?;
+        self.catalog.await.context("backup catalog task panicked")?;
         self.store.close().await;
         Ok(())
     }
@@ -456,6 +515,11 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         .with_edge(Edge::new(&config.edge, Some(addr)));
     let shutdown = CancellationToken::new();
 
+    let catalog = tokio::spawn(crate::service::catalog::run(
+        deployment.clone(),
+        deployment.config.catalog_interval,
+        shutdown.clone(),
+    ));
     let runner = tokio::spawn(Runner { deployment }.run(shutdown.clone()));
     let retention = tokio::spawn(crate::jobs::retention::run(
         store.clone(),
@@ -490,6 +554,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         server,
         runner,
         retention,
+        catalog,
     })
 }
 
@@ -575,6 +640,8 @@ mod tests {
             allow_insecure_endpoints: false,
             source_roots: Vec::new(),
             source_grants: Vec::new(),
+            backup_locations: Vec::new(),
+            catalog_interval_seconds: None,
             public_url: None,
             max_body_bytes: None,
             rate_limit_per_second: None,
@@ -619,6 +686,40 @@ mod tests {
                 .iter()
                 .any(|(k, v)| k == "database" && v.contains("/d/snapex.db"))
         );
+    }
+
+    #[test]
+    fn backup_locations_come_from_the_file_or_the_flags_and_bad_ones_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("snapex.toml");
+        std::fs::write(
+            &file,
+            "catalog_interval_seconds = 30\n[[backup_locations]]\nname = \"nightly\"\n\
+             project = \"0123456789abcdef01234567\"\ncluster = \"prod\"\nurl = \"s3://b/pbm\"\n\
+             role = \"89abcdef0123456789abcdef\"\n",
+        )
+        .unwrap();
+        let c = ServerConfig::resolve(&args(dir.path(), Some(file.clone()))).unwrap();
+        assert_eq!(c.deployment.catalog_interval, Duration::from_secs(30));
+        assert_eq!(c.deployment.backup_locations.len(), 1);
+        assert_eq!(c.deployment.backup_locations[0].url, "s3://b/pbm");
+        assert!(c.describe().iter().any(|(k, v)| k == "backup_locations"
+            && v.contains("name=nightly")
+            && v.contains("role=89abcdef0123456789abcdef")));
+        // Flags replace the file's.
+        let mut a = args(dir.path(), Some(file.clone()));
+        a.backup_locations =
+            vec!["name=local,project=0123456789abcdef01234567,cluster=c1,url=/srv/dumps".into()];
+        let c = ServerConfig::resolve(&a).unwrap();
+        assert_eq!(c.deployment.backup_locations[0].name, "local");
+        assert_eq!(c.deployment.backup_locations.len(), 1);
+        // Two of one name, or one without a project, are refused.
+        a.backup_locations.push(a.backup_locations[0].clone());
+        let e = ServerConfig::resolve(&a).unwrap_err();
+        assert!(e.to_string().contains("two backup locations"), "{e}");
+        a.backup_locations = vec!["name=x,cluster=c1,url=/srv".into()];
+        let e = ServerConfig::resolve(&a).unwrap_err();
+        assert!(format!("{e:#}").contains("project is missing"), "{e:#}");
     }
 
     #[test]

@@ -10,7 +10,8 @@ use serde_json::json;
 
 use super::replica_set::base_path;
 use super::{
-    CompleteInfo, ExportError, ExportSummary, ExportTarget, ManifestObject, ReplicaSetSummary,
+    CompleteInfo, ExportError, ExportSummary, ExportTarget, ManifestObject, NamespaceFilter,
+    ReplicaSetSummary,
 };
 use crate::storage::Location;
 
@@ -35,6 +36,7 @@ pub async fn write_permission_check(bucket: &Location) -> Result<(), object_stor
 pub(super) async fn finish(
     target: &ExportTarget,
     info: &CompleteInfo,
+    namespaces: &NamespaceFilter,
     summaries: &[ReplicaSetSummary],
 ) -> Result<ExportSummary, ExportError> {
     // The shards of a sharded collection each write the same `metadata.json`: one entry per key.
@@ -79,6 +81,24 @@ pub(super) async fn finish(
         .collect();
     if !oplog.is_empty() {
         manifest["oplog"] = json!(oplog);
+    }
+    // A filtered export says so, with what it left out: a reader of the manifest can tell a
+    // collection that was not selected from one that was lost. `.complete` stays exactly
+    // Atlas's shape (see README, "Namespace filters").
+    if !namespaces.is_everything() {
+        let excluded: Vec<_> = summaries
+            .iter()
+            .flat_map(|s| {
+                s.excluded_collections
+                    .iter()
+                    .map(|c| json!({"replicaSet": s.replica_set, "collection": c}))
+            })
+            .collect();
+        manifest["namespaces"] = json!({
+            "include": namespaces.include,
+            "exclude": namespaces.exclude,
+            "excluded": excluded,
+        });
     }
     let base = base_path(&target.bucket.prefix, &target.prefix);
     put_json(target, &base, MANIFEST_FILE, &manifest).await?;

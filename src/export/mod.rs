@@ -18,12 +18,14 @@ use crate::storage::Location;
 mod complete;
 pub mod gzip;
 pub mod leftovers;
+pub mod namespaces;
 mod replica_set;
 mod upload;
 pub mod verify;
 mod workers;
 
 pub use complete::{COMPLETE_FILE, MANIFEST_FILE, PERMISSION_CHECK_FILE, write_permission_check};
+pub use namespaces::{NamespaceFilter, Pattern, PatternError};
 
 /// How files are written.
 #[derive(Debug, Clone)]
@@ -39,6 +41,8 @@ pub struct ExportOptions {
     /// Nice value of the export's worker threads: 0 for a one-shot export, higher in a server
     /// so API requests win the CPU (see [`workers`]).
     pub worker_nice: i32,
+    /// Which collections are exported (`--ns-include`/`--ns-exclude`); everything by default.
+    pub namespaces: NamespaceFilter,
 }
 
 impl Default for ExportOptions {
@@ -49,6 +53,7 @@ impl Default for ExportOptions {
             compression_level: 6,
             skip_invalid: false,
             worker_nice: 0,
+            namespaces: NamespaceFilter::default(),
         }
     }
 }
@@ -128,6 +133,9 @@ pub struct ReplicaSetSummary {
     /// Namespaces not exported with a reason (time-series buckets without their collection's
     /// metadata, …), for the manifest and warnings.
     pub skipped_collections: Vec<SkippedCollection>,
+    /// Namespaces the export's namespace filter left out (`db.coll`), for the manifest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded_collections: Vec<String>,
     /// The oplog the part holds and that was not applied (PBM backups), for the manifest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oplog: Option<crate::snapshot::OplogNote>,
@@ -216,6 +224,7 @@ pub async fn export_replica_set(
     cancel: CancellationToken,
 ) -> Result<ReplicaSetSummary, ExportError> {
     let oplog = source.info.oplog.clone();
+    let source = options.namespaces.apply(source);
     let mut summary =
         replica_set::run(replica_set, source, target, options, progress, cancel).await?;
     summary.oplog = oplog;
@@ -223,13 +232,15 @@ pub async fn export_replica_set(
 }
 
 /// Writes `.manifest.json` and then, last, `.complete` for an export whose replica sets all
-/// finished.
+/// finished. The manifest records `namespaces`, the filter the replica sets were exported
+/// with; `.complete` keeps exactly Atlas's fields.
 pub async fn finish_export(
     target: &ExportTarget,
     complete: &CompleteInfo,
+    namespaces: &NamespaceFilter,
     summaries: &[ReplicaSetSummary],
 ) -> Result<ExportSummary, ExportError> {
-    complete::finish(target, complete, summaries).await
+    complete::finish(target, complete, namespaces, summaries).await
 }
 
 /// A whole export in one process: the permission check, every replica set at once (the shards
@@ -306,7 +317,7 @@ pub async fn run_export_gated(
     gate.may_complete()
         .await
         .map_err(ExportError::NotCompleted)?;
-    finish_export(target, complete, &summaries).await
+    finish_export(target, complete, &options.namespaces, &summaries).await
 }
 
 /// The export prefix of PRODUCT.md §2: `exported_snapshots/<org>/<project>/<cluster>/<yyyy-MM-ddTHHmm>/<unix seconds>`.

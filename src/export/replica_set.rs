@@ -81,6 +81,9 @@ pub(super) async fn run(
         ..Default::default()
     };
     for info in &source.collections {
+        if info.kind == CollectionKind::Excluded {
+            summary.excluded_collections.push(info.namespace());
+        }
         if info.kind == CollectionKind::OrphanBuckets {
             let namespace = info.namespace();
             tracing::warn!(

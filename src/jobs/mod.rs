@@ -280,6 +280,17 @@ impl Runner {
             .get_snapshot(&job.cluster_id, &job.snapshot_id)
             .await?
             .ok_or_else(|| missing(format!("snapshot {}", job.snapshot_id)))?;
+        // A backup the catalog registered and then no longer found: say so, rather than
+        // whatever opening its missing files would say.
+        if let Some(backup) = store.catalog_backup_of_snapshot(&snapshot.id).await?
+            && let Some(gone_at) = backup.gone_at
+        {
+            return Err(JobFailure::BackupGone {
+                url: backup.backup_url,
+                location: backup.location,
+                gone_at,
+            });
+        }
         let bucket = store
             .get_export_bucket(&job.group_id, &job.export_bucket_id)
             .await?
@@ -313,7 +324,11 @@ impl Runner {
         let parts = snapshot.parts.clone();
         let deployment = self.deployment.clone();
         let group_id = job.group_id.clone();
-        let options = self.deployment.config.export.clone();
+        let mut options = self.deployment.config.export.clone();
+        // Validated when the job was created; a stored filter that no longer parses (edited
+        // by hand) fails the job rather than exporting more than was asked.
+        options.namespaces = crate::service::export_jobs::namespace_filter(&job.namespaces)
+            .map_err(JobFailure::Namespaces)?;
         let handle = tokio::runtime::Handle::current();
         let gate = LeaseGate {
             store: store.clone(),
@@ -420,6 +435,16 @@ impl CompletionGate for LeaseGate {
 enum JobFailure {
     #[error("{what} no longer exists")]
     Missing { what: String },
+    #[error(
+        "the snapshot's backup {url} was deleted from backup location {location} (found gone {gone_at})"
+    )]
+    BackupGone {
+        url: String,
+        location: String,
+        gone_at: chrono::DateTime<chrono::Utc>,
+    },
+    #[error("the job's namespace filter")]
+    Namespaces(#[source] crate::service::Invalid),
     #[error("cannot reach the export bucket")]
     Bucket(#[source] LocationError),
     #[error("replica set {replica_set}: snapshot part {url}")]

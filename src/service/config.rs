@@ -105,6 +105,10 @@ pub struct DeploymentConfig {
     /// Directories no source root reaches into (the data directory); the bucket root is
     /// always one.
     pub protected_dirs: Vec<PathBuf>,
+    /// Backup locations the catalog watches (`service::catalog`).
+    pub backup_locations: Vec<super::catalog::BackupLocation>,
+    /// How often the catalog lists each location.
+    pub catalog_interval: Duration,
 }
 
 impl DeploymentConfig {
@@ -129,6 +133,8 @@ impl DeploymentConfig {
             source_roots: Vec::new(),
             source_grants: Vec::new(),
             protected_dirs: Vec::new(),
+            backup_locations: Vec::new(),
+            catalog_interval: super::catalog::DEFAULT_INTERVAL,
         }
     }
 }

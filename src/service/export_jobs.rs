@@ -4,9 +4,10 @@
 
 use super::schedules::{self, Schedule};
 use super::{Deployment, check_id};
+use crate::export::NamespaceFilter;
 use crate::store::{
-    Cluster, ExportJob, Label, NewExportJob, Project, Snapshot, SnapshotStatus, SnapshotType,
-    StoreError,
+    Cluster, ExportJob, JobNamespaces, Label, NewExportJob, Project, Snapshot, SnapshotStatus,
+    SnapshotType, StoreError,
 };
 
 /// How many later seconds a job's prefix timestamp may move to avoid another job's prefix.
@@ -46,6 +47,35 @@ pub struct JobRequest {
     pub snapshot_id: String,
     pub export_bucket_id: String,
     pub custom_data: Vec<Label>,
+    /// Which collections to export (the `/api/snapex/v1` extension; empty: everything).
+    pub namespaces: JobNamespaces,
+}
+
+/// The rule for a job's namespace filter: every pattern parses (mongorestore's wildcard
+/// syntax, see [`crate::export::namespaces`]); the first bad one is refused naming its list,
+/// its position and the pattern itself.
+pub fn namespace_filter(namespaces: &JobNamespaces) -> Result<NamespaceFilter, super::Invalid> {
+    for (list, patterns) in [
+        ("include", &namespaces.include),
+        ("exclude", &namespaces.exclude),
+    ] {
+        if patterns.len() > crate::export::namespaces::MAX_PATTERNS {
+            return Err(super::Invalid::attribute(
+                format!("namespaces.{list}"),
+                format!(
+                    "at most {} patterns",
+                    crate::export::namespaces::MAX_PATTERNS
+                ),
+            ));
+        }
+        for (index, pattern) in patterns.iter().enumerate() {
+            crate::export::Pattern::parse(pattern).map_err(|e| {
+                super::Invalid::attribute(format!("namespaces.{list}[{index}]"), e.to_string())
+            })?;
+        }
+    }
+    NamespaceFilter::parse(&namespaces.include, &namespaces.exclude)
+        .map_err(|e| super::Invalid::attribute("namespaces", e.to_string()))
 }
 
 /// Creates a `Queued` export job of a snapshot of `cluster` to a bucket of `project`. The
@@ -58,6 +88,7 @@ pub async fn create(
 ) -> Result<ExportJob, ExportJobError> {
     check_id("snapshotId", &request.snapshot_id)?;
     check_id("exportBucketId", &request.export_bucket_id)?;
+    namespace_filter(&request.namespaces)?;
     let store = &deployment.store;
     let snapshot = store
         .get_snapshot(&cluster.id, &request.snapshot_id)
@@ -100,6 +131,7 @@ pub async fn create(
                     .iter()
                     .map(|p| p.replica_set_name.clone())
                     .collect(),
+                namespaces: request.namespaces.clone(),
             })
             .await;
         match result {
@@ -220,6 +252,7 @@ pub async fn auto_export(
                 snapshot_id: snapshot.id.clone(),
                 export_bucket_id: bucket.to_string(),
                 custom_data: Vec::new(),
+                namespaces: JobNamespaces::default(),
             },
         )
         .await,

@@ -9,6 +9,8 @@
 //! - [`export_jobs`]: create (validation, the prefix with `useOrgAndGroupNamesInExportPrefix`,
 //!   one active job per snapshot, the prefix-taken retry), cancel, the auto-export decision;
 //! - [`snapshots`]: import (one readable part per replica set), retention, deletion guards;
+//! - [`catalog`]: backup locations, the completeness and frequency rules, the watcher that
+//!   registers new backups as snapshots;
 //! - [`sources`]: where a project's snapshots may come from (roots, grants, its own roles);
 //! - [`schedules`]: the typed backup schedule, its validation and what it drives (retention of
 //!   scheduled snapshots, auto-export, names in the export prefix).
@@ -22,6 +24,7 @@
 
 pub mod access_roles;
 pub mod buckets;
+pub mod catalog;
 pub mod config;
 pub mod export_jobs;
 pub mod local_jobs;

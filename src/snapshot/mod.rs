@@ -33,6 +33,7 @@ use chrono::{DateTime, Utc};
 use crate::storage::Location;
 
 pub mod archive;
+pub mod catalog;
 pub mod codec;
 pub mod detect;
 pub mod directory;
@@ -72,6 +73,9 @@ pub enum CollectionKind {
     /// warning and a manifest entry, as without `timeField` its buckets cannot be unpacked.
     /// (With the metadata it is not listed: the time-series collection reads it.)
     OrphanBuckets,
+    /// Left out by the export's namespace filter (`crate::export::NamespaceFilter`): never
+    /// visited, and its file never opened where the format allows.
+    Excluded,
 }
 
 impl CollectionKind {

@@ -12,7 +12,7 @@
 //! parts are `Queued`. The job row holds what the API shows.
 
 use chrono::{DateTime, Duration, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -125,7 +125,26 @@ pub struct ExportJob {
     pub state: JobState,
     pub state_reason: Option<StateReason>,
     pub cancel_requested: bool,
+    /// The namespace filter the job was created with (the `/api/snapex/v1` extension); empty
+    /// lists export everything.
+    pub namespaces: JobNamespaces,
     pub parts: Vec<JobPart>,
+}
+
+/// A job's namespace patterns as the caller wrote them (validated by `service::export_jobs`);
+/// stored as JSON, NULL when both lists are empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobNamespaces {
+    #[serde(default)]
+    pub include: Vec<String>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+impl JobNamespaces {
+    pub fn is_empty(&self) -> bool {
+        self.include.is_empty() && self.exclude.is_empty()
+    }
 }
 
 impl ExportJob {
@@ -149,6 +168,7 @@ pub struct NewExportJob {
     pub prefix: String,
     /// One part per replica set, in the snapshot's order.
     pub replica_sets: Vec<String>,
+    pub namespaces: JobNamespaces,
 }
 
 /// A job admitted to run on this node, with all its parts leased to it.
@@ -195,7 +215,7 @@ pub struct RecoveredJob {
 
 pub(super) const JOB_COLUMNS: &str = "id, group_id, cluster_id, cluster_name, snapshot_id, export_bucket_id, \
     created_at, started_at, finished_at, custom_data, prefix, state, state_reason_code, \
-    state_reason_message, cancel_requested";
+    state_reason_message, cancel_requested, namespaces";
 
 pub(super) fn job_from_row(row: &AnyRow) -> Result<ExportJob, StoreError> {
     let state: String = row.try_get("state")?;
@@ -232,6 +252,10 @@ pub(super) fn job_from_row(row: &AnyRow) -> Result<ExportJob, StoreError> {
             _ => None,
         },
         cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0,
+        namespaces: match row.try_get::<Option<String>, _>("namespaces")? {
+            Some(json) => parse_json("export_jobs.namespaces", &json)?,
+            None => JobNamespaces::default(),
+        },
         parts: Vec::new(),
     })
 }
@@ -268,7 +292,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         sqlx::query(&format!(
             "INSERT INTO export_jobs ({JOB_COLUMNS}, replica_set_count, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, $8, $9, 'Queued', NULL, NULL, 0, $10, $11)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, $8, $9, 'Queued', NULL, NULL, 0, $10, $11, $12)"
         ))
         .bind(&id)
         .bind(&new.group_id)
@@ -279,6 +303,7 @@ impl Store {
         .bind(to_millis(new.created_at))
         .bind(to_json(&new.custom_data))
         .bind(&new.prefix)
+        .bind((!new.namespaces.is_empty()).then(|| to_json(&new.namespaces)))
         .bind(i64::try_from(new.replica_sets.len()).unwrap_or(i64::MAX))
         .bind(to_millis(now()))
         .execute(&mut *tx)

@@ -17,6 +17,7 @@
 //! `snapex serve` runs on the same file.
 
 mod buckets;
+mod catalog;
 mod clusters;
 mod credentials;
 mod dashboard;
@@ -36,6 +37,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 
 pub use buckets::{ExportBucket, NewExportBucket};
+pub use catalog::CatalogBackup;
 pub use clusters::{Cluster, ClusterType, Label, NewCluster};
 pub use credentials::{
     HashedClientSecret, NewApiKeyRow, NewServiceAccountRow, SealedApiKey, StoredApiKey,
@@ -43,8 +45,8 @@ pub use credentials::{
 };
 pub use dashboard::{AccountIdentity, JobFilter, NodeLease};
 pub use jobs::{
-    ClaimedJob, ExportJob, InterruptedJob, JobPart, JobState, NewExportJob, PartState,
-    RecoveredJob, RecoveredPart, Recovery, StateReason, interrupted_reason,
+    ClaimedJob, ExportJob, InterruptedJob, JobNamespaces, JobPart, JobState, NewExportJob,
+    PartState, RecoveredJob, RecoveredPart, Recovery, StateReason, interrupted_reason,
 };
 pub use kinds::{CloudProvider, FrequencyType, RetentionUnit, SnapshotStatus, SnapshotType};
 pub use orgs::{Org, Project};

@@ -5,6 +5,7 @@
 mod support;
 
 mod auth;
+mod backup_locations;
 mod concurrency;
 mod dashboard;
 mod edge_security;

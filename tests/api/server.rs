@@ -637,6 +637,7 @@ async fn a_restarted_node_fails_its_interrupted_job_and_runs_the_queue() {
                         custom_data: vec![],
                         prefix,
                         replica_sets: vec!["rs0".into()],
+                        namespaces: Default::default(),
                     })
                     .await
                     .unwrap(),

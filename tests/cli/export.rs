@@ -351,3 +351,49 @@ fn a_physical_pbm_backup_is_refused_with_the_reason() {
     assert!(stderr.contains("is a physical backup"), "{stderr}");
     assert!(stderr.contains("logical backups only"), "{stderr}");
 }
+
+/// `--ns-include`/`--ns-exclude`: only the selected collections are exported (the JSON summary
+/// lists what was left out), and a bad pattern exits non-zero naming it before anything is
+/// written.
+#[test]
+fn namespace_flags_select_collections_and_a_bad_pattern_is_named() {
+    let bucket = tempfile::tempdir().unwrap();
+    let out = snapex()
+        .arg("export")
+        .arg(fixture("mongorestore/testdata/testdirs"))
+        .arg(bucket.path())
+        .args(["--json", "--ns-include", "db1.*", "--ns-exclude", "*.c2"])
+        .args(["--ns-exclude", "db1.c3"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("namespaces: include db1.* exclude *.c2 db1.c3"),
+        "{stderr}"
+    );
+    let summary: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(summary["collections"], 2, "{summary}");
+    let mut excluded: Vec<_> = summary["excludedCollections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["collection"].as_str().unwrap().to_string())
+        .collect();
+    excluded.sort();
+    assert_eq!(excluded, ["db1.c2", "db1.c3"]);
+
+    let empty = tempfile::tempdir().unwrap();
+    let out = snapex()
+        .arg("export")
+        .arg(fixture("mongorestore/testdata/testdirs"))
+        .arg(empty.path())
+        .args(["--ns-include", "db1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("namespace pattern \"db1\""), "{stderr}");
+    assert!(support::files_under(empty.path()).is_empty());
+}

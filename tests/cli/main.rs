@@ -6,5 +6,6 @@
 mod support;
 
 mod admin;
+mod catalog;
 mod demo;
 mod export;

@@ -269,6 +269,18 @@ impl Moto {
         resp.text().await.unwrap()
     }
 
+    /// Writes one object (moto takes unsigned PUTs).
+    pub(crate) async fn put(&self, key: &str, body: Vec<u8>) {
+        let resp = self
+            .http
+            .put(format!("{}/{}/{key}", self.endpoint, self.bucket))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "put {key}: {resp:?}");
+    }
+
     /// Keys of the multipart uploads in progress (ListMultipartUploads).
     pub(crate) async fn open_uploads(&self) -> Vec<String> {
         xml_values(&self.get("uploads").await, "Key")
@@ -555,4 +567,92 @@ async fn a_part_gcs_refuses_fails_the_job_and_its_uploads_are_aborted() {
         "nothing was aborted"
     );
     assert!(!server.has_object(&format!("{prefix}.complete")));
+}
+
+/// The `/api/snapex/v1` create extension takes Atlas's body plus `namespaces`: the job ends
+/// `Successful` with only the included collections in the bucket, counts only those in
+/// `exportStatus`, and shows its filter; a bad pattern is a 400 naming it, and the Atlas
+/// endpoint refuses the extension field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_created_with_a_namespace_filter_exports_only_the_included_collections() {
+    let d = TestDeployment::builder().create().await;
+    let dump = support::mongo_tools().join("mongorestore/testdata/testdirs");
+    let node = d.start_node("node-a", &[]);
+    let api = d.client(&node.url).await;
+    let g = api.group_id.clone();
+    api.register_cluster("c1", &["rs0"]).await;
+    let bucket = api.filesystem_bucket_id("filtered").await;
+    let snapshot = api
+        .import_snapshot("c1", &["rs0"], dump.to_str().unwrap(), import_fields(None))
+        .await;
+    let snapshot_id = snapshot["id"].as_str().unwrap();
+    let path = format!("/api/snapex/v1/groups/{g}/clusters/c1/backup/exports");
+
+    let (status, _, error) = api
+        .call(
+            "POST",
+            &path,
+            "application/json",
+            Some(json!({"snapshotId": snapshot_id, "exportBucketId": bucket,
+                "namespaces": {"include": ["db1.*", "nodot"]}})),
+        )
+        .await;
+    assert_eq!(status, 400, "{error}");
+    let detail = error["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("\"nodot\""), "{error}");
+    assert!(detail.contains("namespaces.include[1]"), "{error}");
+    let (status, _, error) = api
+        .call(
+            "POST",
+            &api.group_path("/clusters/c1/backup/exports"),
+            V2023,
+            Some(json!({"snapshotId": snapshot_id, "exportBucketId": bucket,
+                "namespaces": {"include": ["db1.*"]}})),
+        )
+        .await;
+    assert_eq!(
+        status, 400,
+        "the Atlas endpoint stays as Atlas has it: {error}"
+    );
+    assert!(api.jobs("c1").await.is_empty());
+
+    let job = api
+        .ok(
+            "POST",
+            &path,
+            "application/json",
+            Some(json!({"snapshotId": snapshot_id, "exportBucketId": bucket,
+                "customData": [{"key": "team", "value": "data"}],
+                "namespaces": {"include": ["db1.*"], "exclude": ["db1.c2"]}})),
+        )
+        .await;
+    assert_eq!(job["state"], "Queued", "{job}");
+    assert_eq!(job["namespaces"]["exclude"], json!(["db1.c2"]), "{job}");
+    let done = api
+        .wait_final("c1", job["id"].as_str().unwrap(), LIMIT)
+        .await;
+    assert_eq!(done["state"], "Successful", "{done}");
+    assert_eq!(done["exportStatus"]["totalCollections"], 3, "{done}");
+    assert_eq!(done["exportStatus"]["exportedCollections"], 3, "{done}");
+    assert_eq!(done["namespaces"]["include"], json!(["db1.*"]), "{done}");
+
+    let root = node
+        .bucket_root
+        .join(&d.group_id)
+        .join("filtered")
+        .join(done["prefix"].as_str().unwrap());
+    assert!(root.join(".complete").is_file());
+    let mut collections: Vec<String> = std::fs::read_dir(root.join("db1"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    collections.sort();
+    assert_eq!(collections, ["c1", "c3", "c4"]);
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(root.join(".manifest.json")).unwrap()).unwrap();
+    assert_eq!(
+        manifest["namespaces"]["exclude"],
+        json!(["db1.c2"]),
+        "{manifest}"
+    );
 }

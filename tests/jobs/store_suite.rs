@@ -62,6 +62,7 @@ store_suite!(
     a_job_recovered_as_completed_records_its_counts,
     cancelling_a_queued_job_removes_it_from_the_queue,
     backup_schedule_upsert_and_policy_lookup,
+    a_backup_is_claimed_by_exactly_one_of_many_concurrent_claims,
 );
 
 async fn project(store: &Store) -> (String, String) {
@@ -140,6 +141,7 @@ async fn job(
             custom_data: vec![],
             prefix: "exported_snapshots/x".into(),
             replica_sets: c.replica_sets.clone(),
+            namespaces: Default::default(),
         })
         .await
 }
@@ -594,10 +596,100 @@ async fn a_prefix_is_used_once_per_bucket() {
         custom_data: vec![],
         prefix: "exported_snapshots/same".into(),
         replica_sets: vec!["rs0".into()],
+        namespaces: Default::default(),
     };
     store.create_export_job(mk(&s1)).await.unwrap();
     assert!(matches!(
         store.create_export_job(mk(&s2)).await,
         Err(StoreError::PrefixTaken { .. })
     ));
+}
+
+/// The catalog's exactly-once rule rests on the table's key: of many claims of one backup at
+/// once (as nodes listing in the same instant make), exactly one wins; the row then names its
+/// snapshot and, once gone, says when.
+async fn a_backup_is_claimed_by_exactly_one_of_many_concurrent_claims(store: &Store) {
+    let (_, group) = project(store).await;
+    let c = cluster(store, &group, "c1", &["rs0"]).await;
+    let url = "s3://backups/nightly/2026-11-01";
+    let claims = (0..8).map(|n| {
+        let store = store.clone();
+        let (group, cluster_id) = (group.clone(), c.id.clone());
+        async move {
+            store
+                .claim_catalog_backup(&group, &cluster_id, "nightly", url, &format!("node-{n}"))
+                .await
+                .unwrap()
+        }
+    });
+    let won = futures::future::join_all(claims).await;
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+    let s = snapshot(store, &c).await;
+    store.set_catalog_snapshot(&c.id, url, &s.id).await.unwrap();
+    let row = store
+        .catalog_backup_of_snapshot(&s.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.backup_url, url);
+    assert_eq!(row.gone_at, None);
+    assert!(store.mark_catalog_gone(&c.id, url).await.unwrap());
+    assert!(
+        !store.mark_catalog_gone(&c.id, url).await.unwrap(),
+        "gone once"
+    );
+    let rows = store.list_catalog_backups(&c.id, "nightly").await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].gone_at.is_some());
+    // A released claim (a failed import) can be claimed again; a registered one cannot.
+    assert!(
+        !store
+            .claim_catalog_backup(&group, &c.id, "nightly", url, "late")
+            .await
+            .unwrap()
+    );
+    let other = "s3://backups/nightly/2026-11-02";
+    assert!(
+        store
+            .claim_catalog_backup(&group, &c.id, "nightly", other, "a")
+            .await
+            .unwrap()
+    );
+    store.release_catalog_claim(&c.id, other).await.unwrap();
+    assert!(
+        store
+            .claim_catalog_backup(&group, &c.id, "nightly", other, "b")
+            .await
+            .unwrap()
+    );
+    // An abandoned claim (no snapshot) is taken over by one node of many, and only from the
+    // claim time it was seen with.
+    let seen = store.list_catalog_backups(&c.id, "nightly").await.unwrap();
+    let abandoned = seen.iter().find(|r| r.backup_url == other).unwrap();
+    assert_eq!(abandoned.claimed_by, "b");
+    let seen_at = abandoned.claimed_at;
+    let takers = (0..4).map(|n| {
+        let store = store.clone();
+        let cluster_id = c.id.clone();
+        async move {
+            store
+                .take_over_catalog_claim(&cluster_id, other, &format!("taker-{n}"), seen_at)
+                .await
+                .unwrap()
+        }
+    });
+    let took = futures::future::join_all(takers).await;
+    assert_eq!(took.iter().filter(|t| **t).count(), 1, "{took:?}");
+    // A registered backup is never taken over.
+    let registered = store
+        .catalog_backup_of_snapshot(&s.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !store
+            .take_over_catalog_claim(&c.id, url, "d", registered.claimed_at)
+            .await
+            .unwrap()
+    );
 }

@@ -51,8 +51,8 @@ use super::frames::{Frame, FrameReader};
 use super::metadata::{kind_of, known_version};
 use super::objects::{self, Listed, Target, object_name};
 use super::{
-    CollectionInfo, DumpInfo, OplogNote, OplogTimestamp, SnapshotSource, SourceError, SourceFormat,
-    Visitor, archive,
+    CollectionInfo, CollectionKind, DumpInfo, OplogNote, OplogTimestamp, SnapshotSource,
+    SourceError, SourceFormat, Visitor, archive,
 };
 use crate::storage::{Location, StorageOptions};
 
@@ -778,6 +778,11 @@ pub(crate) fn read(
         }
         Layout::Files { codec, files } => {
             for (index, collection) in source.collections.iter().enumerate() {
+                // A namespace the export's filter left out is not read at all (its CRC is
+                // checked when it is exported).
+                if collection.kind == CollectionKind::Excluded {
+                    continue;
+                }
                 let exported = collection.kind.is_exported();
                 let namespace = collection.namespace();
                 if exported {

@@ -10,6 +10,7 @@ mod bson_corpus;
 mod compressed_dumps;
 mod engine;
 mod extjson_fixtures;
+mod parquet_readers;
 mod pbm_backups;
 mod readers;
 mod snapshot_sources;

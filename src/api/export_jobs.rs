@@ -11,7 +11,7 @@ use super::json::{Body, Reply};
 use super::versioning::{ONLY_2023, Served};
 use super::{ApiError, AppState, Ctx, iso};
 use crate::auth::{Principal, Role};
-use crate::service::export_jobs::{self, JobRequest};
+use crate::service::export_jobs::{self, FormatRequest, JobRequest};
 use crate::store::{ClusterType, ExportJob, Label};
 
 pub fn routes() -> Router<AppState> {
@@ -28,6 +28,10 @@ pub fn routes() -> Router<AppState> {
             "/api/snapex/v1/groups/{group_id}/clusters/{cluster_name}/backup/exports/{export_id}/cancel",
             post(cancel),
         )
+        .route(
+            "/api/snapex/v1/groups/{group_id}/clusters/{cluster_name}/backup/exports",
+            post(create_extended),
+        )
 }
 
 #[derive(Deserialize)]
@@ -40,6 +44,32 @@ struct CreateJob {
     #[serde(default)]
     #[allow(dead_code)]
     links: Option<Vec<Value>>,
+}
+
+/// The extension's body: Atlas's fields plus the format (`format`, `parquet`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct CreateExtendedJob {
+    snapshot_id: String,
+    export_bucket_id: String,
+    #[serde(default)]
+    custom_data: Vec<Label>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    links: Option<Vec<Value>>,
+    #[serde(default)]
+    format: Option<String>,
+    #[serde(default)]
+    parquet: Option<ParquetFields>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ParquetFields {
+    #[serde(default)]
+    row_group_rows: Option<u64>,
+    #[serde(default)]
+    compression: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -102,6 +132,22 @@ async fn create(
     cluster_name: &str,
     body: CreateJob,
 ) -> Result<(ExportJob, bool), ApiError> {
+    let request = JobRequest {
+        snapshot_id: body.snapshot_id,
+        export_bucket_id: body.export_bucket_id,
+        custom_data: body.custom_data,
+        format: FormatRequest::default(),
+    };
+    create_request(state, principal, group_id, cluster_name, request).await
+}
+
+async fn create_request(
+    state: &AppState,
+    principal: &Principal,
+    group_id: &str,
+    cluster_name: &str,
+    request: JobRequest,
+) -> Result<(ExportJob, bool), ApiError> {
     let (project, cluster) = super::cluster_for(
         state,
         principal,
@@ -110,17 +156,7 @@ async fn create(
         Role::GroupBackupExportOperator,
     )
     .await?;
-    let job = export_jobs::create(
-        state,
-        &project,
-        &cluster,
-        JobRequest {
-            snapshot_id: body.snapshot_id,
-            export_bucket_id: body.export_bucket_id,
-            custom_data: body.custom_data,
-        },
-    )
-    .await?;
+    let job = export_jobs::create(state, &project, &cluster, request).await?;
     Ok((job, cluster.cluster_type == ClusterType::Sharded))
 }
 
@@ -153,6 +189,45 @@ async fn create_v1(
         ctx.query.format,
         job_json(&ctx, &job, sharded, Flavor::V1),
     ))
+}
+
+/// `POST /api/snapex/v1/groups/{groupId}/clusters/{clusterName}/backup/exports`: Atlas's create
+/// body plus `format` (`json` | `parquet`) and `parquet: {rowGroupRows, compression}`; answers
+/// the job in the v2 shape plus `format`.
+async fn create_extended(
+    State(state): State<AppState>,
+    principal: Principal,
+    ctx: Ctx,
+    Path((group_id, cluster_name)): Path<(String, String)>,
+    Body(body): Body<CreateExtendedJob>,
+) -> Result<Reply, ApiError> {
+    let parquet = body.parquet.unwrap_or_default();
+    let request = JobRequest {
+        snapshot_id: body.snapshot_id,
+        export_bucket_id: body.export_bucket_id,
+        custom_data: body.custom_data,
+        format: FormatRequest {
+            format: body.format,
+            row_group_rows: parquet.row_group_rows,
+            compression: parquet.compression,
+        },
+    };
+    let (job, sharded) =
+        create_request(&state, &principal, &group_id, &cluster_name, request).await?;
+    let mut reply = job_json(&ctx, &job, sharded, Flavor::V2);
+    let format: Value = job
+        .export_format
+        .as_deref()
+        .and_then(|f| serde_json::from_str(f).ok())
+        .unwrap_or_else(|| json!({"format": "json"}));
+    reply["format"] = format["format"].clone();
+    if reply["format"] == "parquet" {
+        reply["parquet"] = json!({
+            "rowGroupRows": format["rowGroupRows"],
+            "compression": format["compression"],
+        });
+    }
+    Ok(Reply::ok(Served::Json, ctx.query.format, reply))
 }
 
 async fn list(

@@ -305,7 +305,8 @@ impl Runner {
         let parts = snapshot.parts.clone();
         let deployment = self.deployment.clone();
         let group_id = job.group_id.clone();
-        let options = self.deployment.config.export.clone();
+        let mut options = self.deployment.config.export.clone();
+        crate::service::export_jobs::apply_format(job, &mut options)?;
         let handle = tokio::runtime::Handle::current();
         let gate = LeaseGate {
             store: store.clone(),

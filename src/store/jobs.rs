@@ -126,6 +126,8 @@ pub struct ExportJob {
     pub state_reason: Option<StateReason>,
     pub cancel_requested: bool,
     pub parts: Vec<JobPart>,
+    /// The export format as the service stored it (JSON text), `None` for Atlas's JSON layout.
+    pub export_format: Option<String>,
 }
 
 impl ExportJob {
@@ -149,6 +151,8 @@ pub struct NewExportJob {
     pub prefix: String,
     /// One part per replica set, in the snapshot's order.
     pub replica_sets: Vec<String>,
+    /// See [`ExportJob::export_format`].
+    pub export_format: Option<String>,
 }
 
 /// A job admitted to run on this node, with all its parts leased to it.
@@ -195,7 +199,7 @@ pub struct RecoveredJob {
 
 pub(super) const JOB_COLUMNS: &str = "id, group_id, cluster_id, cluster_name, snapshot_id, export_bucket_id, \
     created_at, started_at, finished_at, custom_data, prefix, state, state_reason_code, \
-    state_reason_message, cancel_requested";
+    state_reason_message, cancel_requested, export_format";
 
 pub(super) fn job_from_row(row: &AnyRow) -> Result<ExportJob, StoreError> {
     let state: String = row.try_get("state")?;
@@ -233,6 +237,7 @@ pub(super) fn job_from_row(row: &AnyRow) -> Result<ExportJob, StoreError> {
         },
         cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0,
         parts: Vec::new(),
+        export_format: row.try_get("export_format")?,
     })
 }
 
@@ -268,7 +273,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         sqlx::query(&format!(
             "INSERT INTO export_jobs ({JOB_COLUMNS}, replica_set_count, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, $8, $9, 'Queued', NULL, NULL, 0, $10, $11)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, $8, $9, 'Queued', NULL, NULL, 0, $10, $11, $12)"
         ))
         .bind(&id)
         .bind(&new.group_id)
@@ -279,6 +284,7 @@ impl Store {
         .bind(to_millis(new.created_at))
         .bind(to_json(&new.custom_data))
         .bind(&new.prefix)
+        .bind(&new.export_format)
         .bind(i64::try_from(new.replica_sets.len()).unwrap_or(i64::MAX))
         .bind(to_millis(now()))
         .execute(&mut *tx)

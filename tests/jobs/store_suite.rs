@@ -140,6 +140,7 @@ async fn job(
             custom_data: vec![],
             prefix: "exported_snapshots/x".into(),
             replica_sets: c.replica_sets.clone(),
+            export_format: None,
         })
         .await
 }
@@ -594,6 +595,7 @@ async fn a_prefix_is_used_once_per_bucket() {
         custom_data: vec![],
         prefix: "exported_snapshots/same".into(),
         replica_sets: vec!["rs0".into()],
+        export_format: None,
     };
     store.create_export_job(mk(&s1)).await.unwrap();
     assert!(matches!(

@@ -12,7 +12,7 @@ use super::json::{Body, Reply};
 use super::versioning::{ONLY_2023, Served};
 use super::{ApiError, AppState, Ctx, iso};
 use crate::auth::{Principal, Role};
-use crate::service::export_jobs::{self, JobRequest};
+use crate::service::export_jobs::{self, FormatRequest, JobRequest};
 use crate::store::{ClusterType, ExportJob, JobNamespaces, Label};
 
 pub fn routes() -> Router<AppState> {
@@ -47,7 +47,8 @@ struct CreateJob {
     links: Option<Vec<Value>>,
 }
 
-/// The extension's body: Atlas's create-export body plus `namespaces`.
+/// The extension's body: Atlas's create-export body plus `namespaces` and the format (`format`,
+/// `parquet`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct CreateJobExtension {
@@ -60,6 +61,19 @@ struct CreateJobExtension {
     links: Option<Vec<Value>>,
     #[serde(default)]
     namespaces: Namespaces,
+    #[serde(default)]
+    format: Option<String>,
+    #[serde(default)]
+    parquet: Option<ParquetFields>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ParquetFields {
+    #[serde(default)]
+    row_group_rows: Option<u64>,
+    #[serde(default)]
+    compression: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -154,12 +168,14 @@ impl From<CreateJob> for JobRequest {
             export_bucket_id: body.export_bucket_id,
             custom_data: body.custom_data,
             namespaces: JobNamespaces::default(),
+            format: FormatRequest::default(),
         }
     }
 }
 
-/// `POST /api/snapex/v1/…/backup/exports`: Atlas's create plus a namespace filter; answers
-/// with the v2 job shape (and its `namespaces`).
+/// `POST /api/snapex/v1/…/backup/exports`: Atlas's create plus a namespace filter and the
+/// format (`format`: `json` | `parquet`, `parquet: {rowGroupRows, compression}`); answers with
+/// the v2 job shape, its `namespaces`, and `format` (and `parquet`).
 async fn create_extension(
     State(state): State<AppState>,
     principal: Principal,
@@ -167,6 +183,7 @@ async fn create_extension(
     Path((group_id, cluster_name)): Path<(String, String)>,
     Body(body): Body<CreateJobExtension>,
 ) -> Result<Reply, ApiError> {
+    let parquet = body.parquet.unwrap_or_default();
     let request = JobRequest {
         snapshot_id: body.snapshot_id,
         export_bucket_id: body.export_bucket_id,
@@ -175,13 +192,27 @@ async fn create_extension(
             include: body.namespaces.include,
             exclude: body.namespaces.exclude,
         },
+        format: FormatRequest {
+            format: body.format,
+            row_group_rows: parquet.row_group_rows,
+            compression: parquet.compression,
+        },
     };
     let (job, sharded) = create(&state, &principal, &group_id, &cluster_name, request).await?;
-    Ok(Reply::ok(
-        Served::Json,
-        ctx.query.format,
-        job_json(&ctx, &job, sharded, Flavor::V2),
-    ))
+    let mut reply = job_json(&ctx, &job, sharded, Flavor::V2);
+    let format: Value = job
+        .export_format
+        .as_deref()
+        .and_then(|f| serde_json::from_str(f).ok())
+        .unwrap_or_else(|| json!({"format": "json"}));
+    reply["format"] = format["format"].clone();
+    if reply["format"] == "parquet" {
+        reply["parquet"] = json!({
+            "rowGroupRows": format["rowGroupRows"],
+            "compression": format["compression"],
+        });
+    }
+    Ok(Reply::ok(Served::Json, ctx.query.format, reply))
 }
 
 async fn create_v2(

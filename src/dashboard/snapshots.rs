@@ -241,6 +241,7 @@ pub async fn export(
         export_bucket_id: form.get("bucket").unwrap_or_default().to_string(),
         custom_data: custom_data(&form),
         namespaces: Default::default(),
+        format: Default::default(),
     };
     match export_jobs::create(&dashboard, &project, &cluster, request).await {
         Ok(job) => {

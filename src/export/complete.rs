@@ -8,10 +8,13 @@ use object_store::ObjectStoreExt;
 use object_store::path::{Path, PathPart};
 use serde_json::json;
 
-use super::replica_set::base_path;
+use sha2::{Digest, Sha256};
+
+use super::replica_set::{base_path, join, relative_key};
+use super::schema::{SCHEMA_FILE, Stats, schema_document};
 use super::{
-    CompleteInfo, ExportError, ExportSummary, ExportTarget, ManifestObject, NamespaceFilter,
-    ReplicaSetSummary,
+    CompleteInfo, DataFormat, ExportError, ExportSummary, ExportTarget, ManifestObject,
+    NamespaceFilter, ReplicaSetSummary,
 };
 use crate::storage::Location;
 
@@ -39,12 +42,17 @@ pub(super) async fn finish(
     namespaces: &NamespaceFilter,
     summaries: &[ReplicaSetSummary],
 ) -> Result<ExportSummary, ExportError> {
+    let base = base_path(&target.bucket.prefix, &target.prefix);
+    let schema_objects = write_schemas(target, &base, summaries).await?;
     // The shards of a sharded collection each write the same `metadata.json`: one entry per key.
     let mut objects: BTreeMap<&str, &ManifestObject> = BTreeMap::new();
     for summary in summaries {
         for object in &summary.objects {
             objects.entry(object.key.as_str()).or_insert(object);
         }
+    }
+    for object in &schema_objects {
+        objects.entry(object.key.as_str()).or_insert(object);
     }
     let total_files = objects.len() as u64;
     let documents: u64 = summaries.iter().map(|s| s.documents).sum();
@@ -100,7 +108,6 @@ pub(super) async fn finish(
             "excluded": excluded,
         });
     }
-    let base = base_path(&target.bucket.prefix, &target.prefix);
     put_json(target, &base, MANIFEST_FILE, &manifest).await?;
     crate::pause::at(crate::pause::Phase::AfterManifest).await;
 
@@ -132,6 +139,69 @@ pub(super) async fn finish(
         replica_sets: summaries.to_vec(),
         total_files,
     })
+}
+
+/// Writes `<db>/<coll>/.schema.json` for every exported collection, its statistics merged over
+/// the replica sets that hold it, and returns their manifest entries. They are manifest objects
+/// like `metadata.json` (so `totalFiles` counts them and `verify` checks them); the leading dot
+/// keeps them out of readers that list a folder's data files (Spark, Hive, Athena skip hidden
+/// files), and Atlas's own objects are untouched.
+async fn write_schemas(
+    target: &ExportTarget,
+    base: &Path,
+    summaries: &[ReplicaSetSummary],
+) -> Result<Vec<ManifestObject>, ExportError> {
+    let mut merged: BTreeMap<(&str, &str), (Stats, &str, DataFormat)> = BTreeMap::new();
+    for summary in summaries {
+        for schema in &summary.schemas {
+            merged
+                .entry((schema.db.as_str(), schema.name.as_str()))
+                .and_modify(|(stats, _, _)| stats.merge(&schema.stats))
+                .or_insert_with(|| {
+                    (
+                        schema.stats.clone(),
+                        summary.replica_set.as_str(),
+                        summary.data_format,
+                    )
+                });
+        }
+    }
+    let mut objects = Vec::new();
+    for ((db, name), (stats, replica_set, format)) in merged {
+        let key = relative_key(&[db, name, SCHEMA_FILE]);
+        let location = format!(
+            "{}/{}/{}/",
+            target.bucket.url.trim_end_matches('/'),
+            target.prefix.trim_matches('/'),
+            key.rsplit_once('/').map_or("", |(folder, _)| folder)
+        );
+        let document = schema_document(db, name, &stats, format.as_str(), &location);
+        // A JSON value always serializes.
+        let body = serde_json::to_vec_pretty(&document).unwrap_or_default();
+        let path = join(base, &key);
+        let sha256 = hex::encode(Sha256::digest(&body));
+        let bytes = body.len() as u64;
+        target
+            .bucket
+            .store
+            .put(&path, body.into())
+            .await
+            .map_err(|source| ExportError::Finish {
+                object: path.to_string(),
+                source,
+            })?;
+        objects.push(ManifestObject {
+            key,
+            bytes,
+            uncompressed_bytes: bytes,
+            documents: 0,
+            buckets: None,
+            replica_set: replica_set.to_string(),
+            collection: format!("{db}.{name}"),
+            sha256,
+        });
+    }
+    Ok(objects)
 }
 
 async fn put_json(

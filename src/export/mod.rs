@@ -19,7 +19,9 @@ mod complete;
 pub mod gzip;
 pub mod leftovers;
 pub mod namespaces;
+pub mod parquet;
 mod replica_set;
+pub mod schema;
 mod upload;
 pub mod verify;
 mod workers;
@@ -27,11 +29,53 @@ mod workers;
 pub use complete::{COMPLETE_FILE, MANIFEST_FILE, PERMISSION_CHECK_FILE, write_permission_check};
 pub use namespaces::{NamespaceFilter, Pattern, PatternError};
 
+/// What the data files are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataFormat {
+    /// Atlas's layout: gzipped Extended JSON lines (`<rs>.<n>.json.gz`).
+    #[default]
+    Json,
+    /// Parquet with an inferred schema (`<rs>.<n>.parquet`), a snapex extension.
+    Parquet,
+}
+
+impl DataFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataFormat::Json => "json",
+            DataFormat::Parquet => "parquet",
+        }
+    }
+}
+
+impl std::str::FromStr for DataFormat {
+    type Err = UnknownDataFormat;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "json" => Ok(DataFormat::Json),
+            "parquet" => Ok(DataFormat::Parquet),
+            _ => Err(UnknownDataFormat(s.to_string())),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[error("unknown export format {0:?}, expected \"json\" or \"parquet\"")]
+pub struct UnknownDataFormat(pub String);
+
 /// How files are written.
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
+    /// Extended JSON flavour of JSON data files (JSON columns of Parquet files are always
+    /// canonical).
     pub format: Format,
-    /// A new data file starts when the current one would exceed this many bytes of JSON.
+    /// JSON lines or Parquet.
+    pub data_format: DataFormat,
+    /// Row groups and compression of Parquet files.
+    pub parquet: parquet::ParquetOptions,
+    /// A new data file starts when the current one would exceed this many bytes of JSON
+    /// (Parquet: once the file reaches this many bytes).
     pub chunk_size: u64,
     /// gzip level 0–9.
     pub compression_level: u32,
@@ -49,6 +93,8 @@ impl Default for ExportOptions {
     fn default() -> Self {
         ExportOptions {
             format: Format::Canonical,
+            data_format: DataFormat::Json,
+            parquet: parquet::ParquetOptions::default(),
             chunk_size: 128 * 1024 * 1024,
             compression_level: 6,
             skip_invalid: false,
@@ -136,9 +182,24 @@ pub struct ReplicaSetSummary {
     /// Namespaces the export's namespace filter left out (`db.coll`), for the manifest.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub excluded_collections: Vec<String>,
+    /// The inferred schema of each exported collection, for `.schema.json`.
+    #[serde(default)]
+    pub schemas: Vec<CollectionSchema>,
+    /// The data format, for `.schema.json`.
+    #[serde(default)]
+    pub data_format: DataFormat,
     /// The oplog the part holds and that was not applied (PBM backups), for the manifest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oplog: Option<crate::snapshot::OplogNote>,
+}
+
+/// One collection's schema statistics from one replica set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CollectionSchema {
+    pub db: String,
+    pub name: String,
+    pub stats: schema::Stats,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -225,9 +286,16 @@ pub async fn export_replica_set(
 ) -> Result<ReplicaSetSummary, ExportError> {
     let oplog = source.info.oplog.clone();
     let source = options.namespaces.apply(source);
-    let mut summary =
-        replica_set::run(replica_set, source, target, options, progress, cancel).await?;
+    let mut summary = match options.data_format {
+        DataFormat::Json => {
+            replica_set::run(replica_set, source, target, options, progress, cancel).await?
+        }
+        DataFormat::Parquet => {
+            parquet::run(replica_set, source, target, options, progress, cancel).await?
+        }
+    };
     summary.oplog = oplog;
+    summary.data_format = options.data_format;
     Ok(summary)
 }
 

@@ -25,11 +25,12 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::gzip::{self, CompressedBlock, GzipError};
+use super::schema::Stats;
 use super::upload::{Upload, block_on_or_stop};
 use super::workers;
 use super::{
-    ExportError, ExportOptions, ExportTarget, ManifestObject, Progress, ReplicaSetSummary,
-    SkippedCollection,
+    CollectionSchema, ExportError, ExportOptions, ExportTarget, ManifestObject, Progress,
+    ReplicaSetSummary, SkippedCollection,
 };
 use crate::extjson::{self, Format};
 use crate::snapshot::{
@@ -196,6 +197,19 @@ pub(super) async fn run(
             summary.bson_bytes = totals.bson_bytes;
             summary.buckets = totals.buckets;
             summary.skipped_invalid_buckets = totals.skipped_invalid_buckets;
+            let mut schemas: Vec<_> = totals.schemas.into_iter().collect();
+            schemas.sort_by_key(|(i, _)| *i);
+            summary.schemas = schemas
+                .into_iter()
+                .filter_map(|(index, stats)| {
+                    let info = source.collections.get(index)?;
+                    Some(CollectionSchema {
+                        db: info.db.clone(),
+                        name: info.name.clone(),
+                        stats,
+                    })
+                })
+                .collect();
             summary
                 .skipped_collections
                 .extend(
@@ -236,7 +250,7 @@ pub(super) fn segment(name: &str) -> PathPart<'_> {
 
 /// A key relative to the export prefix, each name one encoded path segment, so a collection
 /// name can never introduce extra levels or `..`.
-fn relative_key(parts: &[&str]) -> String {
+pub(super) fn relative_key(parts: &[&str]) -> String {
     parts
         .iter()
         .map(|p| segment(p).as_ref().to_string())
@@ -244,7 +258,7 @@ fn relative_key(parts: &[&str]) -> String {
         .join("/")
 }
 
-fn join(base: &Path, relative: &str) -> Path {
+pub(super) fn join(base: &Path, relative: &str) -> Path {
     let mut path = base.clone();
     for part in relative.split('/') {
         // Segments are already encoded by `relative_key`.
@@ -284,6 +298,8 @@ struct ReadTotals {
     skipped_invalid_buckets: u64,
     /// Namespaces the source skipped while reading, with the reason.
     skipped: Vec<(String, String)>,
+    /// Each collection's schema statistics, inferred from the documents written.
+    schemas: HashMap<usize, Stats>,
 }
 
 /// What happened to one document written as a line.
@@ -425,6 +441,14 @@ impl Encoder<'_> {
         if let Err(error) = extjson::write_document(doc, format, &mut writer.block) {
             return Ok(Line::Invalid(error));
         }
+        // The encoder validated the document: the walk cannot fail on it.
+        if let Err(error) = self.totals.schemas.entry(index).or_default().observe(doc) {
+            writer.block.truncate(start);
+            return Ok(Line::Invalid(extjson::EncodeError {
+                offset: error.0,
+                message: error.to_string(),
+            }));
+        }
         writer.block.push(b'\n');
         let line = (writer.block.len() - start) as u64;
         let in_file = writer.file.as_ref().map(|f| f.json_bytes).unwrap_or(0) + start as u64;
@@ -540,7 +564,7 @@ fn invalid_measurement(bucket: &[u8], error: &extjson::EncodeError) -> String {
 }
 
 /// The unpacker of a time-series collection, from its metadata's `options.timeseries`.
-fn unpacker_for(info: &CollectionInfo) -> Result<Unpacker, SourceError> {
+pub(super) fn unpacker_for(info: &CollectionInfo) -> Result<Unpacker, SourceError> {
     let options = info
         .metadata
         .as_ref()
@@ -558,6 +582,8 @@ fn unpacker_for(info: &CollectionInfo) -> Result<Unpacker, SourceError> {
 
 impl Visitor for Encoder<'_> {
     fn begin(&mut self, index: usize) -> Result<(), SourceError> {
+        // An empty collection has a schema too (no fields).
+        self.totals.schemas.entry(index).or_default();
         let info = self.info(index)?;
         self.progress.collection_started(
             self.replica_set,

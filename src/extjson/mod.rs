@@ -125,6 +125,45 @@ pub fn write_bson_document(
     write_document(&bytes, format, out)
 }
 
+/// Appends the Extended JSON of one BSON value (element type `tag`, value bytes `value` as they
+/// follow the key in a document) to `out`: the text the value has inside [`write_document`]'s
+/// output. Used where a value stands alone (the JSON columns of a Parquet export). The value is
+/// wrapped in a one-field document and encoded by the same walker, so the text is identical and
+/// validated the same way; on error `out` is left as it was.
+pub fn write_value(
+    tag: u8,
+    value: &[u8],
+    format: Format,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    // {len}{tag}"v\0"{value}\0 encodes as {"v":<value>}.
+    let len = 4 + 1 + 2 + value.len() + 1;
+    let len32 = i32::try_from(len).map_err(|_| invalid(0, "value too large"))?;
+    let mut doc = Vec::with_capacity(len);
+    doc.extend_from_slice(&len32.to_le_bytes());
+    doc.push(tag);
+    doc.extend_from_slice(b"v\0");
+    doc.extend_from_slice(value);
+    doc.push(0);
+    let start = out.len();
+    write_document(&doc, format, out)?;
+    // Drop the `{"v":` prefix and the closing `}`.
+    let prefix = br#"{"v":"#.len();
+    if out.len() < start + prefix + 1 {
+        out.truncate(start);
+        return Err(invalid(0, "value did not encode"));
+    }
+    out.pop();
+    out.drain(start..start + prefix);
+    Ok(())
+}
+
+/// The string form of a Decimal128 in BSON byte order (`1.50`, `-0`, `1E+3`, `NaN`): the text
+/// inside `{"$numberDecimal": …}`.
+pub fn write_decimal128_text(bytes: &[u8; 16], out: &mut Vec<u8>) {
+    number::write_decimal128(bytes, out);
+}
+
 /// What the innermost open container is, which decides how it is closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -809,6 +848,23 @@ mod tests {
                 r#""ts":{"$timestamp":{"t":1,"i":2}},"dec":{"$numberDecimal":"5"}}"#
             )
         );
+    }
+
+    #[test]
+    fn a_value_alone_has_the_text_it_has_inside_a_document() {
+        let mut out = Vec::new();
+        write_value(0x10, &7i32.to_le_bytes(), Format::Canonical, &mut out).unwrap();
+        assert_eq!(out, br#"{"$numberInt":"7"}"#);
+        out.clear();
+        write_value(0x02, &string_value(b"a\"b"), Format::Canonical, &mut out).unwrap();
+        assert_eq!(out, br#""a\"b""#);
+        out.clear();
+        write_value(0x0A, &[], Format::Relaxed, &mut out).unwrap();
+        assert_eq!(out, b"null");
+        // A value whose string length is wrong is refused and writes nothing.
+        out.clear();
+        assert!(write_value(0x02, &[9, 0, 0, 0, b'a', 0], Format::Canonical, &mut out).is_err());
+        assert!(out.is_empty());
     }
 
     #[test]

@@ -329,6 +329,7 @@ impl Runner {
         // by hand) fails the job rather than exporting more than was asked.
         options.namespaces = crate::service::export_jobs::namespace_filter(&job.namespaces)
             .map_err(JobFailure::Namespaces)?;
+        crate::service::export_jobs::apply_format(job, &mut options)?;
         let handle = tokio::runtime::Handle::current();
         let gate = LeaseGate {
             store: store.clone(),

@@ -5,6 +5,8 @@
 use super::schedules::{self, Schedule};
 use super::{Deployment, check_id};
 use crate::export::NamespaceFilter;
+use crate::export::parquet::{ParquetCompression, ParquetOptions};
+use crate::export::{DataFormat, ExportOptions};
 use crate::store::{
     Cluster, ExportJob, JobNamespaces, Label, NewExportJob, Project, Snapshot, SnapshotStatus,
     SnapshotType, StoreError,
@@ -49,6 +51,8 @@ pub struct JobRequest {
     pub custom_data: Vec<Label>,
     /// Which collections to export (the `/api/snapex/v1` extension; empty: everything).
     pub namespaces: JobNamespaces,
+    /// The snapex extension's format fields; the Atlas endpoints always ask for JSON.
+    pub format: FormatRequest,
 }
 
 /// The rule for a job's namespace filter: every pattern parses (mongorestore's wildcard
@@ -78,6 +82,99 @@ pub fn namespace_filter(namespaces: &JobNamespaces) -> Result<NamespaceFilter, s
         .map_err(|e| super::Invalid::attribute("namespaces", e.to_string()))
 }
 
+/// The format fields of `POST /api/snapex/v1/.../backup/exports`, as the client sent them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FormatRequest {
+    /// `json` (the default) or `parquet`.
+    pub format: Option<String>,
+    /// Parquet only: rows per row group, 1 to [`MAX_ROW_GROUP_ROWS`].
+    pub row_group_rows: Option<u64>,
+    /// Parquet only: `zstd` (the default) or `snappy`.
+    pub compression: Option<String>,
+}
+
+/// The largest row group a job may ask for (a row group is also cut at 64 MiB buffered).
+pub const MAX_ROW_GROUP_ROWS: u64 = 10_000_000;
+
+/// A job's stored format: what `export_jobs.export_format` holds for a Parquet job.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredFormat {
+    pub format: DataFormat,
+    pub row_group_rows: u64,
+    pub compression: String,
+}
+
+impl FormatRequest {
+    /// The checked format: `None` for JSON (stored as NULL, Atlas's layout).
+    fn check(&self) -> Result<Option<StoredFormat>, super::Invalid> {
+        let format = match self.format.as_deref() {
+            None => DataFormat::Json,
+            Some(name) => name
+                .parse::<DataFormat>()
+                .map_err(|_| super::Invalid::enumeration("format", name, &["json", "parquet"]))?,
+        };
+        if format == DataFormat::Json {
+            for (field, given) in [
+                ("parquet.rowGroupRows", self.row_group_rows.is_some()),
+                ("parquet.compression", self.compression.is_some()),
+            ] {
+                if given {
+                    return Err(super::Invalid::attribute(
+                        field,
+                        "applies only to \"format\": \"parquet\"",
+                    ));
+                }
+            }
+            return Ok(None);
+        }
+        let defaults = ParquetOptions::default();
+        let row_group_rows = self
+            .row_group_rows
+            .unwrap_or(defaults.row_group_rows as u64);
+        if !(1..=MAX_ROW_GROUP_ROWS).contains(&row_group_rows) {
+            return Err(super::Invalid::attribute(
+                "parquet.rowGroupRows",
+                format!("must be between 1 and {MAX_ROW_GROUP_ROWS}"),
+            ));
+        }
+        let compression = match self.compression.as_deref() {
+            None => defaults.compression,
+            Some(name) => name.parse::<ParquetCompression>().map_err(|_| {
+                super::Invalid::enumeration("parquet.compression", name, &["zstd", "snappy"])
+            })?,
+        };
+        Ok(Some(StoredFormat {
+            format,
+            row_group_rows,
+            compression: compression.as_str().to_string(),
+        }))
+    }
+}
+
+/// Sets the data format of `options` from a job's stored format (NULL: JSON). A stored value
+/// that no longer parses is the store's corruption, reported as such.
+pub fn apply_format(job: &ExportJob, options: &mut ExportOptions) -> Result<(), StoreError> {
+    let Some(text) = &job.export_format else {
+        options.data_format = DataFormat::Json;
+        return Ok(());
+    };
+    let corrupt = |message: String| StoreError::Corrupt {
+        column: "export_jobs.export_format".into(),
+        message,
+    };
+    let stored: StoredFormat = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
+    options.data_format = stored.format;
+    options.parquet = ParquetOptions {
+        row_group_rows: usize::try_from(stored.row_group_rows).unwrap_or(usize::MAX),
+        compression: stored
+            .compression
+            .parse()
+            .map_err(|e: crate::export::parquet::UnknownCompression| corrupt(e.to_string()))?,
+    };
+    Ok(())
+}
+
 /// Creates a `Queued` export job of a snapshot of `cluster` to a bucket of `project`. The
 /// caller has been authorized (or is the auto-export policy, which has no caller).
 pub async fn create(
@@ -89,6 +186,10 @@ pub async fn create(
     check_id("snapshotId", &request.snapshot_id)?;
     check_id("exportBucketId", &request.export_bucket_id)?;
     namespace_filter(&request.namespaces)?;
+    let export_format = request
+        .format
+        .check()?
+        .map(|f| serde_json::to_string(&f).unwrap_or_default());
     let store = &deployment.store;
     let snapshot = store
         .get_snapshot(&cluster.id, &request.snapshot_id)
@@ -132,6 +233,7 @@ pub async fn create(
                     .map(|p| p.replica_set_name.clone())
                     .collect(),
                 namespaces: request.namespaces.clone(),
+                export_format: export_format.clone(),
             })
             .await;
         match result {
@@ -253,6 +355,7 @@ pub async fn auto_export(
                 export_bucket_id: bucket.to_string(),
                 custom_data: Vec::new(),
                 namespaces: JobNamespaces::default(),
+                format: FormatRequest::default(),
             },
         )
         .await,

@@ -129,6 +129,8 @@ pub struct ExportJob {
     /// lists export everything.
     pub namespaces: JobNamespaces,
     pub parts: Vec<JobPart>,
+    /// The export format as the service stored it (JSON text), `None` for Atlas's JSON layout.
+    pub export_format: Option<String>,
 }
 
 /// A job's namespace patterns as the caller wrote them (validated by `service::export_jobs`);
@@ -169,6 +171,8 @@ pub struct NewExportJob {
     /// One part per replica set, in the snapshot's order.
     pub replica_sets: Vec<String>,
     pub namespaces: JobNamespaces,
+    /// See [`ExportJob::export_format`].
+    pub export_format: Option<String>,
 }
 
 /// A job admitted to run on this node, with all its parts leased to it.
@@ -215,7 +219,7 @@ pub struct RecoveredJob {
 
 pub(super) const JOB_COLUMNS: &str = "id, group_id, cluster_id, cluster_name, snapshot_id, export_bucket_id, \
     created_at, started_at, finished_at, custom_data, prefix, state, state_reason_code, \
-    state_reason_message, cancel_requested, namespaces";
+    state_reason_message, cancel_requested, namespaces, export_format";
 
 pub(super) fn job_from_row(row: &AnyRow) -> Result<ExportJob, StoreError> {
     let state: String = row.try_get("state")?;
@@ -257,6 +261,7 @@ pub(super) fn job_from_row(row: &AnyRow) -> Result<ExportJob, StoreError> {
             None => JobNamespaces::default(),
         },
         parts: Vec::new(),
+        export_format: row.try_get("export_format")?,
     })
 }
 
@@ -292,7 +297,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         sqlx::query(&format!(
             "INSERT INTO export_jobs ({JOB_COLUMNS}, replica_set_count, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, $8, $9, 'Queued', NULL, NULL, 0, $10, $11, $12)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, $8, $9, 'Queued', NULL, NULL, 0, $10, $11, $12, $13)"
         ))
         .bind(&id)
         .bind(&new.group_id)
@@ -304,6 +309,7 @@ impl Store {
         .bind(to_json(&new.custom_data))
         .bind(&new.prefix)
         .bind((!new.namespaces.is_empty()).then(|| to_json(&new.namespaces)))
+        .bind(&new.export_format)
         .bind(i64::try_from(new.replica_sets.len()).unwrap_or(i64::MAX))
         .bind(to_millis(now()))
         .execute(&mut *tx)

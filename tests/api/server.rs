@@ -638,6 +638,7 @@ async fn a_restarted_node_fails_its_interrupted_job_and_runs_the_queue() {
                         prefix,
                         replica_sets: vec!["rs0".into()],
                         namespaces: Default::default(),
+                        export_format: None,
                     })
                     .await
                     .unwrap(),
@@ -1331,4 +1332,95 @@ async fn access_role_secrets_stay_sealed_and_unwritable_buckets_are_refused() {
         .call("POST", &format!("/api/atlas/v2/groups/{g}/backup/exportBuckets"), V2023, Some(json!({"cloudProvider": "AWS", "bucketName": "x-bucket", "iamRoleId": snapex::store::new_id()})))
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_snapex_endpoint_exports_parquet_and_atlas_endpoints_keep_json() {
+    let app = TestApp::start().await;
+    let g = app.group_id.clone();
+    register_cluster(&app, "c1", &["rs0"]).await;
+    let snap = import_snapshot(&app, "c1", &["rs0"]).await;
+    let snap_id = snap["id"].as_str().unwrap().to_string();
+    let bucket = app.filesystem_bucket("lake").await;
+    let bucket_id = bucket["_id"].as_str().unwrap().to_string();
+    let path = format!("/api/snapex/v1/groups/{g}/clusters/c1/backup/exports");
+
+    // Refusals name the field; the Atlas endpoint knows no format field at all.
+    for (body, field) in [
+        (
+            json!({"snapshotId": snap_id, "exportBucketId": bucket_id, "format": "avro"}),
+            "format",
+        ),
+        (
+            json!({"snapshotId": snap_id, "exportBucketId": bucket_id, "format": "parquet", "parquet": {"compression": "lz4"}}),
+            "parquet.compression",
+        ),
+        (
+            json!({"snapshotId": snap_id, "exportBucketId": bucket_id, "parquet": {"rowGroupRows": 10}}),
+            "parquet.rowGroupRows",
+        ),
+    ] {
+        let (status, _, value) = app
+            .call("POST", &path, "application/json", Some(body))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{value}");
+        assert!(value.to_string().contains(field), "{field}: {value}");
+    }
+    let (status, _, value) = app
+        .call(
+            "POST",
+            &format!("/api/atlas/v2/groups/{g}/clusters/c1/backup/exports"),
+            V2023,
+            Some(json!({"snapshotId": snap_id, "exportBucketId": bucket_id, "format": "parquet"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{value}");
+
+    let job = app
+        .ok(
+            "POST",
+            &path,
+            "application/json",
+            Some(
+                json!({"snapshotId": snap_id, "exportBucketId": bucket_id, "format": "parquet",
+                "parquet": {"rowGroupRows": 1000, "compression": "snappy"}}),
+            ),
+        )
+        .await;
+    assert_eq!(job["format"], "parquet", "{job}");
+    assert_eq!(job["parquet"]["compression"], "snappy", "{job}");
+    let job_id = job["id"].as_str().unwrap().to_string();
+    let done = wait_final(&app, "c1", &job_id).await;
+    assert_eq!(done["state"], "Successful", "{done}");
+    let root = app
+        .bucket_root
+        .join(&app.group_id)
+        .join("lake")
+        .join(job["prefix"].as_str().unwrap());
+    let mut parquet = 0;
+    let mut json_gz = 0;
+    let mut schemas = 0;
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if path.is_dir() {
+                stack.push(path);
+            } else if name.ends_with(".parquet") {
+                parquet += 1;
+            } else if name.ends_with(".json.gz") {
+                json_gz += 1;
+            } else if name == ".schema.json" {
+                schemas += 1;
+            }
+        }
+    }
+    assert!(
+        parquet > 0 && schemas > 0,
+        "{parquet} parquet, {schemas} schemas"
+    );
+    assert_eq!(json_gz, 0, "a Parquet job writes no JSON data files");
+    assert!(root.join(".complete").is_file());
+    app.server.shutdown().await.unwrap();
 }

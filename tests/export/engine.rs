@@ -800,7 +800,8 @@ async fn invalid_buckets_fail_the_export_naming_the_bucket_and_field_or_are_skip
     );
     let manifest = manifest(&bucket).await;
     assert_eq!(manifest["skippedInvalidBuckets"], 5);
-    // The collection is still there, empty: its metadata.json and no data file.
+    // The collection is still there, empty: its metadata.json, its (empty) schema and no data
+    // file.
     let keys: Vec<&str> = manifest["objects"]
         .as_array()
         .unwrap()
@@ -808,7 +809,13 @@ async fn invalid_buckets_fail_the_export_naming_the_bucket_and_field_or_are_skip
         .map(|o| o["key"].as_str().unwrap())
         .filter(|k| k.starts_with("timeseries_test/"))
         .collect();
-    assert_eq!(keys, ["timeseries_test/foo_ts/metadata.json"]);
+    assert_eq!(
+        keys,
+        [
+            "timeseries_test/foo_ts/.schema.json",
+            "timeseries_test/foo_ts/metadata.json"
+        ]
+    );
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ mod compressed_dumps;
 mod engine;
 mod extjson_fixtures;
 mod namespace_filters;
+mod parquet_readers;
 mod pbm_backups;
 mod readers;
 mod snapshot_sources;

@@ -142,6 +142,7 @@ async fn job(
             prefix: "exported_snapshots/x".into(),
             replica_sets: c.replica_sets.clone(),
             namespaces: Default::default(),
+            export_format: None,
         })
         .await
 }
@@ -597,6 +598,7 @@ async fn a_prefix_is_used_once_per_bucket() {
         prefix: "exported_snapshots/same".into(),
         replica_sets: vec!["rs0".into()],
         namespaces: Default::default(),
+        export_format: None,
     };
     store.create_export_job(mk(&s1)).await.unwrap();
     assert!(matches!(

@@ -868,11 +868,25 @@ impl Visitor for Encode<'_> {
 
 /// The bytes of a Parquet file on their way to the store, hashed and counted.
 struct Sink<'a> {
-    /// Taken out to abort a file being abandoned.
+    /// Taken out when the file is complete, to finish it; a sink dropped still holding it
+    /// aborts it (see `Drop`).
     upload: Option<Upload>,
     handle: &'a Handle,
     sha: Sha256,
     bytes: u64,
+}
+
+/// A failing `ArrowWriter::into_inner` (the last row group and the footer go through the
+/// upload) or `try_new` consumes the writer and drops its sink, and with it the only handle
+/// on the file's multipart upload: aborting here is what makes every way out of an unfinished
+/// file, those included, end in an abort. The sink lives on the writer thread (never inside
+/// the runtime), where `Upload::abort` may block.
+impl Drop for Sink<'_> {
+    fn drop(&mut self) {
+        if let Some(upload) = self.upload.take() {
+            upload.abort(self.handle);
+        }
+    }
 }
 
 impl Write for Sink<'_> {
@@ -990,11 +1004,15 @@ impl<'a> Writer<'a> {
             path: path.clone(),
             source,
         };
-        let sink = file.writer.into_inner().map_err(parquet)?;
-        let Sink {
-            upload, sha, bytes, ..
-        } = sink;
-        let upload = upload.ok_or_else(|| WriteError::Invariant("file abandoned".into()))?;
+        // On failure the writer, and its sink, are dropped here: the sink aborts the upload.
+        let mut sink = file.writer.into_inner().map_err(parquet)?;
+        let sha = std::mem::take(&mut sink.sha);
+        let bytes = sink.bytes;
+        let upload = sink
+            .upload
+            .take()
+            .ok_or_else(|| WriteError::Invariant("file abandoned".into()))?;
+        drop(sink);
         let upload_path = upload.path().clone();
         upload
             .finish(self.handle)
@@ -1046,7 +1064,8 @@ impl<'a> Writer<'a> {
 
     fn abort(&mut self) {
         for (_, mut file) in self.files.drain() {
-            // The footer is never written: the upload goes first.
+            // The footer is never written: the upload goes first (dropping the writer would
+            // flush its buffered bytes into the upload before the sink aborts it).
             if let Some(upload) = file.writer.inner_mut().upload.take() {
                 upload.abort(self.handle);
             }

@@ -710,6 +710,10 @@ enum Item {
         collection: usize,
         batch: RecordBatch,
         schema: Arc<Schema>,
+        /// Time-series: the buckets unpacked into this batch (`None`: not time-series). A
+        /// batch ends between buckets, and a file between batches, so a bucket's measurements
+        /// are all in one file, as in the JSON files' count.
+        buckets: Option<u64>,
     },
     CollectionEnd {
         collection: usize,
@@ -727,6 +731,8 @@ struct Encode<'a> {
     progress: &'a dyn Progress,
     open: HashMap<usize, Rows>,
     unpackers: HashMap<usize, Unpacker>,
+    /// Time-series: buckets with a measurement in the rows not yet sent, by collection.
+    batch_buckets: HashMap<usize, u64>,
     documents: u64,
     bson_bytes: u64,
     buckets: u64,
@@ -771,10 +777,15 @@ impl Encode<'_> {
         let (count, bson) = (rows.len() as u64, rows.bson);
         let schema = rows.schema().clone();
         let batch = rows.finish().map_err(|e| self.row_error(index, 0, e))?;
+        let buckets = self
+            .unpackers
+            .contains_key(&index)
+            .then(|| self.batch_buckets.remove(&index).unwrap_or(0));
         self.send(Item::Batch {
             collection: index,
             batch,
             schema,
+            buckets,
         })?;
         self.progress.advanced(self.replica_set, bson, count);
         Ok(())
@@ -821,6 +832,9 @@ impl Visitor for Encode<'_> {
             });
             self.documents += n;
             self.buckets += 1;
+            if n > 0 {
+                *self.batch_buckets.entry(index).or_default() += 1;
+            }
             match result {
                 Ok(_) => Ok(()),
                 Err(UnpackError::Emit(e)) => Err(e),
@@ -851,6 +865,7 @@ impl Visitor for Encode<'_> {
         self.flush(index)?;
         self.open.remove(&index);
         self.unpackers.remove(&index);
+        self.batch_buckets.remove(&index);
         let info = self.info(index)?;
         let metadata = metadata_json(info).map_err(|e| SourceError::Invalid {
             object: info.source_object.clone(),
@@ -912,6 +927,8 @@ struct OpenFile<'a> {
     key: String,
     writer: ArrowWriter<Sink<'a>>,
     rows: u64,
+    /// Time-series: the buckets whose measurements are in this file.
+    buckets: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -990,6 +1007,7 @@ impl<'a> Writer<'a> {
                 key,
                 writer,
                 rows: 0,
+                buckets: None,
             },
         );
         Ok(())
@@ -1025,7 +1043,7 @@ impl<'a> Writer<'a> {
             bytes,
             uncompressed_bytes: bytes,
             documents: file.rows,
-            buckets: None,
+            buckets: file.buckets,
             replica_set: self.replica_set.to_string(),
             collection: self.namespace(collection),
             sha256: hex::encode(sha.finalize()),
@@ -1038,6 +1056,7 @@ impl<'a> Writer<'a> {
         collection: usize,
         batch: RecordBatch,
         schema: Arc<Schema>,
+        buckets: Option<u64>,
     ) -> Result<(), WriteError> {
         if !self.files.contains_key(&collection) {
             self.open(collection, schema)?;
@@ -1051,6 +1070,9 @@ impl<'a> Writer<'a> {
             source,
         };
         file.rows += batch.num_rows() as u64;
+        if let Some(buckets) = buckets {
+            *file.buckets.get_or_insert(0) += buckets;
+        }
         file.writer.write(&batch).map_err(parquet)?;
         if file.writer.in_progress_size() >= ROW_GROUP_BYTES {
             file.writer.flush().map_err(parquet)?;
@@ -1113,7 +1135,8 @@ fn write_objects(
                     collection,
                     batch,
                     schema,
-                } => writer.batch(collection, batch, schema)?,
+                    buckets,
+                } => writer.batch(collection, batch, schema, buckets)?,
                 Item::CollectionEnd {
                     collection,
                     metadata,
@@ -1255,6 +1278,7 @@ pub(super) async fn run(
                     progress: progress.as_ref(),
                     open: HashMap::new(),
                     unpackers: HashMap::new(),
+                    batch_buckets: HashMap::new(),
                     documents: 0,
                     bson_bytes: 0,
                     buckets: 0,

@@ -710,6 +710,10 @@ enum Item {
         collection: usize,
         batch: RecordBatch,
         schema: Arc<Schema>,
+        /// Time-series: the buckets unpacked into this batch (`None`: not time-series). A
+        /// batch ends between buckets, and a file between batches, so a bucket's measurements
+        /// are all in one file, as in the JSON files' count.
+        buckets: Option<u64>,
     },
     CollectionEnd {
         collection: usize,
@@ -727,6 +731,8 @@ struct Encode<'a> {
     progress: &'a dyn Progress,
     open: HashMap<usize, Rows>,
     unpackers: HashMap<usize, Unpacker>,
+    /// Time-series: buckets with a measurement in the rows not yet sent, by collection.
+    batch_buckets: HashMap<usize, u64>,
     documents: u64,
     bson_bytes: u64,
     buckets: u64,
@@ -771,10 +777,15 @@ impl Encode<'_> {
         let (count, bson) = (rows.len() as u64, rows.bson);
         let schema = rows.schema().clone();
         let batch = rows.finish().map_err(|e| self.row_error(index, 0, e))?;
+        let buckets = self
+            .unpackers
+            .contains_key(&index)
+            .then(|| self.batch_buckets.remove(&index).unwrap_or(0));
         self.send(Item::Batch {
             collection: index,
             batch,
             schema,
+            buckets,
         })?;
         self.progress.advanced(self.replica_set, bson, count);
         Ok(())
@@ -821,6 +832,9 @@ impl Visitor for Encode<'_> {
             });
             self.documents += n;
             self.buckets += 1;
+            if n > 0 {
+                *self.batch_buckets.entry(index).or_default() += 1;
+            }
             match result {
                 Ok(_) => Ok(()),
                 Err(UnpackError::Emit(e)) => Err(e),
@@ -851,6 +865,7 @@ impl Visitor for Encode<'_> {
         self.flush(index)?;
         self.open.remove(&index);
         self.unpackers.remove(&index);
+        self.batch_buckets.remove(&index);
         let info = self.info(index)?;
         let metadata = metadata_json(info).map_err(|e| SourceError::Invalid {
             object: info.source_object.clone(),
@@ -868,11 +883,25 @@ impl Visitor for Encode<'_> {
 
 /// The bytes of a Parquet file on their way to the store, hashed and counted.
 struct Sink<'a> {
-    /// Taken out to abort a file being abandoned.
+    /// Taken out when the file is complete, to finish it; a sink dropped still holding it
+    /// aborts it (see `Drop`).
     upload: Option<Upload>,
     handle: &'a Handle,
     sha: Sha256,
     bytes: u64,
+}
+
+/// A failing `ArrowWriter::into_inner` (the last row group and the footer go through the
+/// upload) or `try_new` consumes the writer and drops its sink, and with it the only handle
+/// on the file's multipart upload: aborting here is what makes every way out of an unfinished
+/// file, those included, end in an abort. The sink lives on the writer thread (never inside
+/// the runtime), where `Upload::abort` may block.
+impl Drop for Sink<'_> {
+    fn drop(&mut self) {
+        if let Some(upload) = self.upload.take() {
+            upload.abort(self.handle);
+        }
+    }
 }
 
 impl Write for Sink<'_> {
@@ -898,6 +927,8 @@ struct OpenFile<'a> {
     key: String,
     writer: ArrowWriter<Sink<'a>>,
     rows: u64,
+    /// Time-series: the buckets whose measurements are in this file.
+    buckets: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -976,6 +1007,7 @@ impl<'a> Writer<'a> {
                 key,
                 writer,
                 rows: 0,
+                buckets: None,
             },
         );
         Ok(())
@@ -990,11 +1022,15 @@ impl<'a> Writer<'a> {
             path: path.clone(),
             source,
         };
-        let sink = file.writer.into_inner().map_err(parquet)?;
-        let Sink {
-            upload, sha, bytes, ..
-        } = sink;
-        let upload = upload.ok_or_else(|| WriteError::Invariant("file abandoned".into()))?;
+        // On failure the writer, and its sink, are dropped here: the sink aborts the upload.
+        let mut sink = file.writer.into_inner().map_err(parquet)?;
+        let sha = std::mem::take(&mut sink.sha);
+        let bytes = sink.bytes;
+        let upload = sink
+            .upload
+            .take()
+            .ok_or_else(|| WriteError::Invariant("file abandoned".into()))?;
+        drop(sink);
         let upload_path = upload.path().clone();
         upload
             .finish(self.handle)
@@ -1007,7 +1043,7 @@ impl<'a> Writer<'a> {
             bytes,
             uncompressed_bytes: bytes,
             documents: file.rows,
-            buckets: None,
+            buckets: file.buckets,
             replica_set: self.replica_set.to_string(),
             collection: self.namespace(collection),
             sha256: hex::encode(sha.finalize()),
@@ -1020,6 +1056,7 @@ impl<'a> Writer<'a> {
         collection: usize,
         batch: RecordBatch,
         schema: Arc<Schema>,
+        buckets: Option<u64>,
     ) -> Result<(), WriteError> {
         if !self.files.contains_key(&collection) {
             self.open(collection, schema)?;
@@ -1033,6 +1070,9 @@ impl<'a> Writer<'a> {
             source,
         };
         file.rows += batch.num_rows() as u64;
+        if let Some(buckets) = buckets {
+            *file.buckets.get_or_insert(0) += buckets;
+        }
         file.writer.write(&batch).map_err(parquet)?;
         if file.writer.in_progress_size() >= ROW_GROUP_BYTES {
             file.writer.flush().map_err(parquet)?;
@@ -1046,7 +1086,8 @@ impl<'a> Writer<'a> {
 
     fn abort(&mut self) {
         for (_, mut file) in self.files.drain() {
-            // The footer is never written: the upload goes first.
+            // The footer is never written: the upload goes first (dropping the writer would
+            // flush its buffered bytes into the upload before the sink aborts it).
             if let Some(upload) = file.writer.inner_mut().upload.take() {
                 upload.abort(self.handle);
             }
@@ -1094,7 +1135,8 @@ fn write_objects(
                     collection,
                     batch,
                     schema,
-                } => writer.batch(collection, batch, schema)?,
+                    buckets,
+                } => writer.batch(collection, batch, schema, buckets)?,
                 Item::CollectionEnd {
                     collection,
                     metadata,
@@ -1236,6 +1278,7 @@ pub(super) async fn run(
                     progress: progress.as_ref(),
                     open: HashMap::new(),
                     unpackers: HashMap::new(),
+                    batch_buckets: HashMap::new(),
                     documents: 0,
                     bson_bytes: 0,
                     buckets: 0,

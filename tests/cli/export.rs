@@ -397,3 +397,117 @@ fn namespace_flags_select_collections_and_a_bad_pattern_is_named() {
     assert!(stderr.contains("namespace pattern \"db1\""), "{stderr}");
     assert!(support::files_under(empty.path()).is_empty());
 }
+
+/// The `.parquet` files under an export folder, sorted.
+fn parquet_files(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn verify_accepts_a_parquet_export_and_names_a_changed_a_truncated_and_a_removed_file() {
+    // testdirs' db1 twice (as db1 and db2): four non-empty collections, four Parquet files.
+    let dump = tempfile::tempdir().unwrap();
+    for db in ["db1", "db2"] {
+        let from = fixture("mongorestore/testdata/testdirs/db1");
+        std::fs::create_dir_all(dump.path().join(db)).unwrap();
+        for entry in std::fs::read_dir(&from).unwrap() {
+            let entry = entry.unwrap();
+            if entry.path().is_dir() {
+                continue;
+            }
+            std::fs::copy(entry.path(), dump.path().join(db).join(entry.file_name())).unwrap();
+        }
+    }
+    let bucket = tempfile::tempdir().unwrap();
+    let out = snapex()
+        .arg("export")
+        .arg(dump.path())
+        .arg(bucket.path())
+        .args(["--format", "parquet", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let url = summary["url"].as_str().unwrap().to_string();
+    let folder = bucket.path().join(summary["prefix"].as_str().unwrap());
+
+    let good = snapex().args(["verify", &url]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&good.stdout);
+    assert!(good.status.success(), "{stdout}");
+    assert!(stdout.starts_with("ok: "), "{stdout}");
+
+    let files = parquet_files(&folder);
+    assert!(files.len() >= 3, "three Parquet files to damage: {files:?}");
+    let key = |path: &PathBuf| {
+        path.strip_prefix(&folder)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    let (changed, truncated, removed) = (&files[0], &files[1], &files[2]);
+    // Same length, one byte different inside the data (not the footer): only the hash can tell.
+    let mut bytes = std::fs::read(changed).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(changed, bytes).unwrap();
+    let bytes = std::fs::read(truncated).unwrap();
+    std::fs::write(truncated, &bytes[..bytes.len() - 10]).unwrap();
+    std::fs::remove_file(removed).unwrap();
+
+    let bad = snapex().args(["verify", &url]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&bad.stdout);
+    assert!(!bad.status.success(), "damage went unnoticed: {stdout}");
+    assert!(stdout.starts_with("FAILED: "), "{stdout}");
+    let problems: Vec<&str> = stdout.lines().skip(1).map(str::trim).collect();
+    let about = |path: &PathBuf| -> Vec<&str> {
+        let key = format!("{}: ", key(path));
+        problems
+            .iter()
+            .copied()
+            .filter(|p| p.starts_with(&key))
+            .collect()
+    };
+    let changed_problems = about(changed);
+    assert!(
+        changed_problems.iter().any(|p| p.contains("sha256")),
+        "changed file: {stdout}"
+    );
+    let truncated_problems = about(truncated);
+    assert!(
+        truncated_problems.iter().any(|p| p.contains(&format!(
+            "{} bytes, manifest says {}",
+            bytes.len() - 10,
+            bytes.len()
+        ))),
+        "truncated file: {stdout}"
+    );
+    assert_eq!(
+        about(removed),
+        [format!("{}: missing", key(removed))],
+        "removed file: {stdout}"
+    );
+    // Nothing else is reported: the undamaged files still verify.
+    assert_eq!(
+        changed_problems.len() + truncated_problems.len() + 1,
+        problems.len(),
+        "{stdout}"
+    );
+}

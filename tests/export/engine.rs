@@ -354,6 +354,78 @@ async fn store_failing_mid_upload_names_the_object_and_leaves_no_complete() {
     }
 }
 
+/// A dump of one collection whose documents carry random bytes: zstd cannot shrink them, so
+/// its single Parquet file is about `documents` × 128 KiB, all of it written when the file is
+/// closed (one row group, under the row-group and chunk limits).
+fn incompressible_dump(documents: usize) -> tempfile::TempDir {
+    use rand::{RngCore, SeedableRng};
+    let dump = tempfile::tempdir().unwrap();
+    let folder = dump.path().join("blobs");
+    std::fs::create_dir_all(&folder).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut bytes = Vec::new();
+    for i in 0..documents {
+        let mut blob = vec![0u8; 128 * 1024];
+        rng.fill_bytes(&mut blob);
+        let doc = bson::doc! {
+            "_id": i as i64,
+            "blob": bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: blob },
+        };
+        bytes.extend_from_slice(&doc.to_vec().unwrap());
+    }
+    std::fs::write(folder.join("files.bson"), bytes).unwrap();
+    dump
+}
+
+#[tokio::test]
+async fn a_parquet_export_to_a_store_failing_while_a_file_is_closed_aborts_its_upload() {
+    // 400 documents: a Parquet file of about 50 MiB, six 8 MiB parts or more, every one sent
+    // while the footer is written; the store refuses everything after 12 MB, so the second
+    // part fails and the failure surfaces while later parts are still being written.
+    let dump = incompressible_dump(400);
+    let source = open_source(dump.path()).await;
+    let options = ExportOptions {
+        data_format: export::DataFormat::Parquet,
+        ..Default::default()
+    };
+    for (backend, bucket) in support::test_locations() {
+        let faulty = Arc::new(FaultyStore::new(bucket.store.clone()).fail_after_bytes(12_000_000));
+        let failing = bucket.with_store(faulty.clone());
+        let error = export_to(&failing, vec![("rs0".into(), source.clone())], &options)
+            .await
+            .expect_err("the store fails: the export must fail");
+        let message = error.to_string();
+        assert!(
+            message.contains("blobs/files/rs0.0.parquet"),
+            "{backend}: {message}"
+        );
+        assert!(message.contains("injected fault"), "{backend}: {message}");
+        assert!(
+            get(
+                &bucket.store,
+                &bucket.path(&format!("{}/.complete", prefix()))
+            )
+            .await
+            .is_none(),
+            "{backend}: .complete after a failure"
+        );
+        let stats = faulty.stats();
+        assert!(
+            !stats.uploads_started.is_empty(),
+            "{backend}: the file never needed a multipart upload"
+        );
+        for started in &stats.uploads_started {
+            assert!(
+                stats.uploads_aborted.contains(started),
+                "{backend}: multipart upload {started} left open"
+            );
+        }
+        if let Some(open) = support::open_uploads(backend, &bucket) {
+            assert_eq!(open, Vec::<String>::new(), "{backend}: open uploads");
+        }
+    }
+}
+
 /// Level 0 makes the data files as large as their JSON: a 30 MB sample gives files of two
 /// 8 MiB parts or more.
 fn uncompressed() -> ExportOptions {

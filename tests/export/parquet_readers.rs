@@ -404,3 +404,92 @@ async fn a_json_export_writes_schema_json_with_statistics_and_athena_ddl() {
     let report = export::verify::verify(&location).await;
     assert!(report.is_ok(), "{:?}", report.problems);
 }
+
+/// The manifest objects of `db.coll`'s data files (ending in `suffix`) in the export at `prefix`.
+fn data_objects(prefix: &Path, db: &str, coll: &str, suffix: &str) -> Vec<Value> {
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(prefix.join(".manifest.json")).unwrap()).unwrap();
+    let folder = format!("{db}/{coll}/");
+    manifest["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| {
+            let key = o["key"].as_str().unwrap();
+            key.starts_with(&folder) && key.ends_with(suffix)
+        })
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn time_series_fixtures_export_to_parquet_rows_that_are_the_measurements_of_the_json_export()
+{
+    let Some(python) = support::python() else {
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let fixtures = support::mongo_tools().join("mongorestore/testdata/timeseries_tests");
+    for (name, expected) in [("ts_dump", 1000), ("ts_dump_with_oplog", 1294)] {
+        let dump = fixtures.join(name);
+        // Buckets of the 5.0 dumps: version 1, one measurement per key of the time field's
+        // object, 10 buckets.
+        let bson_file = dump.join("timeseries_test/system.buckets.foo_ts.bson");
+        let bytes = std::fs::read(&bson_file).unwrap();
+        let mut buckets = Vec::new();
+        let mut rest = &bytes[..];
+        while !rest.is_empty() {
+            let len = i32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
+            buckets.push(bson::Document::from_reader(&rest[..len]).unwrap());
+            rest = &rest[len..];
+        }
+        let measurements: usize = buckets
+            .iter()
+            .map(|b| {
+                b.get_document("data")
+                    .unwrap()
+                    .get_document("ts")
+                    .unwrap()
+                    .len()
+            })
+            .sum();
+        assert_eq!((buckets.len(), measurements), (10, expected), "{name}");
+
+        let json = export_dump(
+            &dump,
+            &scratch.path().join(format!("{name}-json")),
+            &ExportOptions::default(),
+        )
+        .await;
+        let parquet = export_dump(
+            &dump,
+            &scratch.path().join(format!("{name}-parquet")),
+            &parquet_options(),
+        )
+        .await;
+        let json_files = data_objects(&json, "timeseries_test", "foo_ts", ".json.gz");
+        let parquet_files = data_objects(&parquet, "timeseries_test", "foo_ts", ".parquet");
+        assert_eq!(json_files.len(), 1, "{name}: {json_files:?}");
+        assert_eq!(parquet_files.len(), 1, "{name}: {parquet_files:?}");
+        // The manifest counts the same measurements, and the buckets they came from.
+        for field in ["documents", "buckets"] {
+            assert_eq!(
+                parquet_files[0][field], json_files[0][field],
+                "{name}: {field} of {} and of {}",
+                parquet_files[0], json_files[0]
+            );
+        }
+        assert_eq!(parquet_files[0]["documents"], measurements as u64, "{name}");
+        assert_eq!(parquet_files[0]["buckets"], buckets.len() as u64, "{name}");
+        assert!(
+            !parquet
+                .join("timeseries_test/system.buckets.foo_ts")
+                .exists(),
+            "{name}: nothing under the buckets' name"
+        );
+        // Row by row, read by pyarrow, DuckDB and polars and rebuilt under the mapping of the
+        // `.schema.json`, the measurements the JSON export holds, in its order.
+        let json_data = json.join(json_files[0]["key"].as_str().unwrap());
+        check_collection(&python, &parquet, "timeseries_test", "foo_ts", &json_data);
+    }
+}

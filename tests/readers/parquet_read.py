@@ -7,7 +7,10 @@ Reads `<prefix>/<db>/<coll>/*.parquet` (in `<rs>.<n>` order) with each reader, r
 row into a document under the mapping README "Parquet export" documents (read from the
 collection's `.schema.json`, never from snapex's code), and compares it, document by document
 and in order, with the documents of SOURCE_BSON (a mongodump `.bson` file) as pymongo decodes
-them. Types and field order count: an int32 is not an int64, {a, b} is not {b, a}.
+them. Types and field order count: an int32 is not an int64, {a, b} is not {b, a}. SOURCE may
+instead be a snapex JSON export's data file (`*.json.gz`, canonical Extended JSON, one
+document a line): the documents are then that export's, as for a time-series collection,
+whose source file holds buckets but whose export holds measurements.
 
 Prints one JSON object: {"documents": N, "readers": {"pyarrow": {"rows": N, "same": N,
 "first_difference": null | {...}}, ...}, "duckdb_count": N}. Exits 0 when it could read.
@@ -15,6 +18,7 @@ Prints one JSON object: {"documents": N, "readers": {"pyarrow": {"rows": N, "sam
 
 import datetime
 import glob
+import gzip
 import json
 import os
 import re
@@ -149,8 +153,12 @@ def main():
     folder = os.path.join(prefix, db, coll)
     with open(os.path.join(folder, ".schema.json")) as fh:
         schema = json.load(fh)
-    with open(source_path, "rb") as fh:
-        source = bson.decode_all(fh.read(), CODEC)
+    if source_path.endswith(".json.gz"):
+        with gzip.open(source_path, "rt", encoding="utf-8") as fh:
+            source = [loads(line, json_options=JOPTS) for line in fh if line.strip()]
+    else:
+        with open(source_path, "rb") as fh:
+            source = bson.decode_all(fh.read(), CODEC)
     files = files_of(folder)
     out = {"documents": len(source), "files": len(files), "readers": {}}
     if not files:

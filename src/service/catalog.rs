@@ -107,12 +107,12 @@ impl BackupLocation {
             url: fields.remove("url").unwrap_or_default(),
             role: fields.remove("role").filter(|r| !r.is_empty()),
         };
-        location.check().map_err(|p| error(&p))?;
+        location.check().map_err(|p| error(&p.to_string()))?;
         Ok(location)
     }
 
     /// Every field present, ids that are ids.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), LocationProblem> {
         for (key, value) in [
             ("name", &self.name),
             ("project", &self.project),
@@ -120,20 +120,33 @@ impl BackupLocation {
             ("url", &self.url),
         ] {
             if value.is_empty() {
-                return Err(format!("{key} is missing"));
+                return Err(LocationProblem::Missing(key));
             }
         }
         if !crate::store::is_object_id(&self.project) {
-            return Err("project must be a 24-hexadecimal project id".into());
+            return Err(LocationProblem::ProjectId);
         }
         if let Some(role) = &self.role
             && !crate::store::is_object_id(role)
         {
-            return Err("role must be a 24-hexadecimal access role id".into());
+            return Err(LocationProblem::RoleId);
         }
-        crate::storage::scheme_of(&self.url).map_err(|e| e.to_string())?;
+        crate::storage::scheme_of(&self.url).map_err(LocationProblem::Url)?;
         Ok(())
     }
+}
+
+/// What is wrong with a declared backup location (the caller names the location).
+#[derive(Debug, thiserror::Error)]
+pub enum LocationProblem {
+    #[error("{0} is missing")]
+    Missing(&'static str),
+    #[error("project must be a 24-hexadecimal project id")]
+    ProjectId,
+    #[error("role must be a 24-hexadecimal access role id")]
+    RoleId,
+    #[error("{0}")]
+    Url(#[source] crate::storage::StorageError),
 }
 
 impl std::fmt::Display for BackupLocation {

@@ -46,9 +46,7 @@ use super::{
     ReplicaSetSummary, SkippedCollection,
 };
 use crate::extjson::{self, Format};
-use crate::snapshot::{
-    CollectionInfo, CollectionKind, ORPHAN_BUCKETS_REASON, SnapshotSource, SourceError, Visitor,
-};
+use crate::snapshot::{CollectionInfo, CollectionKind, SnapshotSource, SourceError, Visitor};
 use crate::timeseries::{UnpackError, Unpacker};
 
 /// Rows per batch handed to the writer.
@@ -1196,25 +1194,8 @@ pub(super) async fn run(
         replica_set: replica_set.to_string(),
         message,
     };
-    let mut summary = ReplicaSetSummary {
-        replica_set: replica_set.to_string(),
-        ..Default::default()
-    };
-    for info in &source.collections {
-        if info.kind == CollectionKind::OrphanBuckets {
-            summary.skipped_collections.push(SkippedCollection {
-                replica_set: replica_set.to_string(),
-                collection: info.namespace(),
-                reason: ORPHAN_BUCKETS_REASON.into(),
-            });
-        }
-    }
-    let planned = source
-        .collections
-        .iter()
-        .filter(|c| c.kind.is_exported())
-        .count();
-    progress.collections_planned(replica_set, planned);
+    // The same start as the JSON pipeline's (excluded collections, orphan buckets, the plan).
+    let mut summary = super::replica_set::start_summary(replica_set, &source, progress.as_ref());
     let handle = Handle::current();
     let stop = cancel.child_token();
     let lost = |what: &str| failed(format!("the {what} thread stopped unexpectedly (a bug)"));

@@ -65,18 +65,14 @@ enum Item {
     Done,
 }
 
-pub(super) async fn run(
+/// A replica set's summary before any document is read, for every data format: the
+/// collections the namespace filter left out and the orphan buckets skipped (both for the
+/// manifest), and the number of collections to export announced to `progress`.
+pub(super) fn start_summary(
     replica_set: &str,
-    source: Arc<SnapshotSource>,
-    target: &ExportTarget,
-    options: &ExportOptions,
-    progress: Arc<dyn Progress>,
-    cancel: CancellationToken,
-) -> Result<ReplicaSetSummary, ExportError> {
-    let failed = |message: String| ExportError::Failed {
-        replica_set: replica_set.to_string(),
-        message,
-    };
+    source: &SnapshotSource,
+    progress: &dyn Progress,
+) -> ReplicaSetSummary {
     let mut summary = ReplicaSetSummary {
         replica_set: replica_set.to_string(),
         ..Default::default()
@@ -105,6 +101,22 @@ pub(super) async fn run(
         .filter(|c| c.kind.is_exported())
         .count();
     progress.collections_planned(replica_set, planned);
+    summary
+}
+
+pub(super) async fn run(
+    replica_set: &str,
+    source: Arc<SnapshotSource>,
+    target: &ExportTarget,
+    options: &ExportOptions,
+    progress: Arc<dyn Progress>,
+    cancel: CancellationToken,
+) -> Result<ReplicaSetSummary, ExportError> {
+    let failed = |message: String| ExportError::Failed {
+        replica_set: replica_set.to_string(),
+        message,
+    };
+    let mut summary = start_summary(replica_set, &source, progress.as_ref());
 
     let handle = Handle::current();
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());

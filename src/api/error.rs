@@ -8,14 +8,14 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 /// One invalid field of a request body, with its JSON path (`export.frequencyType`).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FieldViolation {
     pub field: String,
     pub description: String,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct BadRequestDetail {
     pub fields: Vec<FieldViolation>,
 }
@@ -109,21 +109,31 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
-#[derive(Serialize)]
+/// Atlas's error body, as every error answer carries it.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Body<'a> {
+#[schema(as = ApiError)]
+pub struct ErrorBody<'a> {
+    /// What went wrong, for a person.
     detail: &'a str,
+    /// The HTTP status.
     error: u16,
+    /// What went wrong, for a program (`EXPORT_BUCKET_PERMISSION_CHECK_FAILED`).
     error_code: &'a str,
+    /// The values `detail` names.
+    #[schema(value_type = Vec<Value>)]
     parameters: &'a [serde_json::Value],
+    /// The status's reason phrase.
     reason: &'a str,
+    /// The invalid fields of a request body or query, each with its JSON path.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     bad_request_detail: Option<&'a BadRequestDetail>,
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body {
+        let body = ErrorBody {
             detail: &self.detail,
             error: self.status.as_u16(),
             error_code: &self.error_code,

@@ -141,6 +141,16 @@ impl Reply {
         }
     }
 
+    /// [`Reply::ok`] of a typed body: the type the handler's documentation names.
+    pub fn json<T: serde::Serialize>(
+        served: Served,
+        format: Format,
+        body: &T,
+    ) -> Result<Reply, ApiError> {
+        let body = serde_json::to_value(body).map_err(ApiError::internal)?;
+        Ok(Reply::ok(served, format, body))
+    }
+
     pub fn no_content(served: Served) -> Reply {
         Reply {
             status: StatusCode::NO_CONTENT,

@@ -46,6 +46,8 @@ use axum::extract::{FromRef, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use chrono::NaiveDate;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use error::ApiError;
 
@@ -101,29 +103,37 @@ impl FromRef<AppState> for AuthService {
     }
 }
 
+/// Every documented operation, each resource's router with its documentation; the OpenAPI
+/// document is what this router describes ([`openapi::build`]), so the two cannot drift.
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(groups::routes().into())
+        .merge(orgs::routes().into())
+        .merge(clusters::routes().into())
+        .merge(access_roles::routes().into())
+        .merge(backup_locations::routes().into())
+        .merge(snapshots::routes().into())
+        .merge(export_buckets::routes())
+        .merge(export_jobs::routes().into())
+        .merge(schedule::routes().into())
+        .merge(health::routes().into())
+        .merge(openapi::routes())
+        .merge(oauth::routes::<AppState>().into())
+}
+
 /// The whole API: Atlas paths, extensions, OAuth, health and the OpenAPI document, behind the
 /// edge ([`edge::guard`]: framing limits before routing, rate-limit headers) and the request
 /// counters.
 pub fn app(state: AppState) -> Router {
     let metrics = state.metrics.clone();
     let edge = state.edge.clone();
-    let routes = Router::new()
-        .merge(groups::routes())
-        .merge(orgs::routes())
-        .merge(clusters::routes())
-        .merge(access_roles::routes())
-        .merge(backup_locations::routes())
-        .merge(snapshots::routes())
-        .merge(export_buckets::routes())
-        .merge(export_jobs::routes())
-        .merge(schedule::routes())
+    let (documented, _) = api_routes().split_for_parts();
+    let routes = documented
+        // The dashboard's HTML pages are for browsers, not API clients: not in the document.
         .merge(crate::dashboard::routes(
             &state,
             crate::dashboard::Options::default(),
         ))
-        .merge(health::routes())
-        .merge(openapi::routes())
-        .merge(oauth::routes::<AppState>())
         .fallback(not_found)
         // After every route is in: it is set on each path's method router.
         .method_not_allowed_fallback(edge::method_not_allowed)

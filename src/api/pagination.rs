@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::error::ApiError;
 use super::json::Format;
@@ -73,6 +75,54 @@ impl Query {
                 pretty: parse_bool(params, "pretty", false)?,
             },
         })
+    }
+}
+
+/// A link of a list (`rel`: `self`, `next`, `previous`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Link {
+    /// Absolute URL.
+    pub href: String,
+    pub rel: String,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Paginated<T: ToSchema> {
+    pub links: Vec<Link>,
+    pub results: Vec<T>,
+    /// The number of items in the whole list (absent with `includeCount=false`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, minimum = 0)]
+    pub total_count: Option<u64>,
+}
+
+/// `{links, results, totalCount}` for one page. `base` is the absolute URL of the list
+/// without a query.
+pub fn page<T: ToSchema>(base: &str, query: &Query, results: Vec<T>, total: u64) -> Paginated<T> {
+    let Page {
+        page_num,
+        items_per_page,
+    } = query.page;
+    let link = |n: u32, rel: &str| Link {
+        href: format!(
+            "{base}?includeCount={}&pageNum={n}&itemsPerPage={items_per_page}",
+            query.include_count
+        ),
+        rel: rel.to_string(),
+    };
+    let mut links = vec![link(page_num, "self")];
+    if u64::from(page_num) * u64::from(items_per_page) < total {
+        links.push(link(page_num + 1, "next"));
+    }
+    if page_num > 1 {
+        links.push(link(page_num - 1, "previous"));
+    }
+    Paginated {
+        links,
+        results,
+        total_count: query.include_count.then_some(total),
     }
 }
 

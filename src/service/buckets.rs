@@ -8,18 +8,29 @@ use crate::storage::{Location, StorageError};
 use crate::store::{CloudProvider, ExportBucket, NewExportBucket, StoreError};
 
 /// A bucket as a front end asks for it (the body of Atlas's create operation).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(as = ExportBucketRequest)]
 pub struct BucketRequest {
+    /// `AWS`, `AZURE`, `GCP` (2024-05-30) or `FILESYSTEM` (snapex: a directory under the
+    /// operator's bucket root).
+    #[schema(value_type = CloudProvider)]
     pub cloud_provider: String,
+    /// The bucket (AWS, GCP), container (Azure) or directory name (FILESYSTEM).
+    #[schema(min_length = 1)]
     pub bucket_name: String,
+    /// AWS: the access role (24-hex id) snapex writes with.
     pub iam_role_id: Option<String>,
+    /// Azure, GCP: the access role (24-hex id) snapex writes with.
     pub role_id: Option<String>,
+    /// Azure: the storage account's blob endpoint, `https://<account>.blob.core.windows.net`.
     pub service_url: Option<String>,
+    /// AWS: the bucket's region.
     pub region: Option<String>,
     pub require_private_networking: Option<bool>,
     /// Read-only, sent back by clients that echo a GET: accepted and ignored.
     #[serde(default, rename = "links")]
+    #[schema(read_only, value_type = Option<Vec<Object>>)]
     pub _links: Option<Vec<serde_json::Value>>,
     /// Whether the caller's API version accepts providers other than AWS (2024-05-30); set by
     /// the front end, never read from a body.

@@ -18,7 +18,7 @@ use maud::{Markup, html};
 
 use super::layout::{self, Tab, csrf_field, state_badge, time};
 use super::session::{Flash, Post};
-use super::{Dashboard, UiError, Viewer, need, project_for, refusal};
+use super::{Dashboard, PageText, UiError, Viewer, need, project_for, refusal};
 use crate::service::{buckets, schedules};
 use crate::store::{ExportBucket, FrequencyType, JobFilter, Page};
 
@@ -29,7 +29,7 @@ const ACTIVE_SHOWN: u32 = 20;
 #[derive(Debug, Clone)]
 pub struct CheckResult {
     pub at: DateTime<Utc>,
-    pub outcome: Result<(), String>,
+    pub outcome: Result<(), PageText>,
 }
 
 /// Permission checks run from the dashboard, by bucket id (this node's memory).
@@ -224,8 +224,7 @@ pub async fn check(
             .map_err(|e| crate::errors::chain(&e)),
         Err(e) => Err(crate::errors::chain(&e)),
     };
-    let root = dashboard.config.bucket_root.display().to_string();
-    let outcome = outcome.map_err(|why| why.replace(&root, "<bucket root>"));
+    let outcome = outcome.map_err(|why| PageText::scrubbed(&dashboard, &why));
     let flash = match &outcome {
         Ok(()) => Flash::ok(format!(
             "Permission check of {} passed.",

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use super::layout::{self, Tab, count, csrf_field, maybe_time, state_badge, time};
 use super::live;
 use super::session::{Flash, Post};
-use super::{Dashboard, UiError, Viewer, cluster_for, need, project_for, refusal};
+use super::{Dashboard, PageText, UiError, Viewer, cluster_for, need, project_for, refusal};
 use crate::export::verify::VerifyReport;
 use crate::export::{MANIFEST_FILE, ManifestObject, ReplicaSetSummary};
 use crate::service::export_jobs;
@@ -317,7 +317,7 @@ pub enum VerifyRun {
     /// The export could not be reached at all.
     Failed {
         finished: DateTime<Utc>,
-        message: String,
+        message: PageText,
     },
 }
 
@@ -366,7 +366,7 @@ impl Verifications {
 }
 
 /// A job's files as its manifest lists them, or why they cannot be shown.
-type Files = Result<Arc<Vec<ManifestObject>>, String>;
+type Files = Result<Arc<Vec<ManifestObject>>, PageText>;
 
 /// Manifests of finished jobs, by job id.
 #[derive(Default)]
@@ -385,31 +385,26 @@ struct Manifest {
     objects: Vec<ManifestObject>,
 }
 
-/// Server paths (the bucket root) never reach a page.
-fn hide_paths(dashboard: &Dashboard, text: &str) -> String {
-    let root = dashboard.config.bucket_root.display().to_string();
-    if root.is_empty() {
-        text.to_string()
-    } else {
-        text.replace(&root, "<bucket root>")
-    }
-}
-
 /// Opens the export of `job` (its bucket, with the bucket's role, at its prefix).
 async fn export_location(
     dashboard: &Dashboard,
     job: &ExportJob,
-) -> Result<crate::storage::Location, String> {
+) -> Result<crate::storage::Location, PageText> {
     let bucket = dashboard
         .store
         .get_export_bucket(&job.group_id, &job.export_bucket_id)
         .await
-        .map_err(refusal)?
-        .ok_or_else(|| format!("export bucket {} no longer exists", job.export_bucket_id))?;
+        .map_err(|e| PageText::plain(refusal(e)))?
+        .ok_or_else(|| {
+            PageText::plain(format!(
+                "export bucket {} no longer exists",
+                job.export_bucket_id
+            ))
+        })?;
     let location = crate::service::buckets::location(dashboard, &bucket)
         .await
         .map_err(|e| {
-            hide_paths(
+            PageText::scrubbed(
                 dashboard,
                 &format!(
                     "cannot open the export bucket: {}",
@@ -432,7 +427,7 @@ async fn read_manifest(dashboard: &Dashboard, job: &ExportJob) -> (Files, bool) 
 async fn manifest_of(
     dashboard: &Dashboard,
     job: &ExportJob,
-) -> Result<Arc<Vec<ManifestObject>>, (String, bool)> {
+) -> Result<Arc<Vec<ManifestObject>>, (PageText, bool)> {
     let location = export_location(dashboard, job)
         .await
         .map_err(|why| (why, false))?;
@@ -445,15 +440,15 @@ async fn manifest_of(
         Ok(b) => b,
         Err(object_store::Error::NotFound { .. }) => {
             return Err((
-                format!(
+                PageText::plain(format!(
                     "no {MANIFEST_FILE}: the export did not finish (files it wrote stay in the bucket)"
-                ),
+                )),
                 true,
             ));
         }
         Err(e) => {
             return Err((
-                hide_paths(dashboard, &format!("cannot read {MANIFEST_FILE}: {e}")),
+                PageText::scrubbed(dashboard, &format!("cannot read {MANIFEST_FILE}: {e}")),
                 false,
             ));
         }
@@ -462,7 +457,7 @@ async fn manifest_of(
         .map(|m| Arc::new(m.objects))
         .map_err(|e| {
             (
-                format!("{MANIFEST_FILE} is not a valid manifest: {e}"),
+                PageText::plain(format!("{MANIFEST_FILE} is not a valid manifest: {e}")),
                 true,
             )
         })
@@ -779,7 +774,11 @@ async fn run_verification(dashboard: Dashboard, job: ExportJob) {
             Ok(location) => {
                 let mut report = crate::export::verify::verify(&location).await;
                 for problem in &mut report.problems {
-                    *problem = hide_paths(&dashboard, &problem.replace(&location.url, "<prefix>"));
+                    *problem = PageText::scrubbed(
+                        &dashboard,
+                        &problem.replace(&location.url, "<prefix>"),
+                    )
+                    .into_string();
                 }
                 VerifyRun::Done {
                     finished: crate::store::now(),
@@ -793,7 +792,7 @@ async fn run_verification(dashboard: Dashboard, job: ExportJob) {
         },
         Err(_) => VerifyRun::Failed {
             finished: crate::store::now(),
-            message: "the node is shutting down".into(),
+            message: PageText::plain("the node is shutting down"),
         },
     };
     if let VerifyRun::Done { report, .. } = &outcome {

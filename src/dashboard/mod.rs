@@ -239,6 +239,35 @@ pub fn refusal(error: impl Into<ApiError>) -> String {
     error.into().detail
 }
 
+/// A failure as a page shows it: worded for the reader, with the server's own paths (the
+/// bucket root) replaced. Pages keep failures they show later (a bucket's last permission
+/// check, a job's files, a verification) as this, never as an error's raw text, which can
+/// name a server path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PageText(String);
+
+impl PageText {
+    /// `text` with the bucket root replaced by `<bucket root>`.
+    pub fn scrubbed(dashboard: &Dashboard, text: &str) -> PageText {
+        let root = dashboard.config.bucket_root.display().to_string();
+        if root.is_empty() {
+            PageText(text.to_string())
+        } else {
+            PageText(text.replace(&root, "<bucket root>"))
+        }
+    }
+
+    /// A message made from nothing of the server's (the API's refusal, a fixed sentence).
+    pub fn plain(text: impl Into<String>) -> PageText {
+        PageText(text.into())
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,9 +37,11 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::replica_set::{base_path, join, metadata_json, relative_key, unpacker_for};
+use super::replica_set::{
+    MetadataTarget, base_path, join, metadata_json, put_metadata, relative_key, unpacker_for,
+};
 use super::schema::{self, Column, Kind, Nulls, Stats};
-use super::upload::{Upload, block_on_or_stop};
+use super::upload::Upload;
 use super::workers;
 use super::{
     CollectionSchema, ExportError, ExportOptions, ExportTarget, ManifestObject, Progress,
@@ -1143,29 +1145,17 @@ fn write_objects(
                     let info = collections.get(collection).ok_or_else(|| {
                         WriteError::Invariant(format!("unknown collection {collection}"))
                     })?;
-                    let key = relative_key(&[&info.db, &info.name, "metadata.json"]);
-                    let path = join(base, &key);
-                    let sha = hex::encode(Sha256::digest(&metadata));
-                    let bytes = metadata.len() as u64;
-                    block_on_or_stop(
+                    let target = MetadataTarget {
                         handle,
                         stop,
-                        object_store::ObjectStoreExt::put(store.as_ref(), &path, metadata.into()),
-                    )
-                    .map_err(|source| WriteError::Object {
-                        path: path.to_string(),
-                        source,
-                    })?;
-                    writer.objects.push(ManifestObject {
-                        key,
-                        bytes,
-                        uncompressed_bytes: bytes,
-                        documents: 0,
-                        buckets: None,
-                        replica_set: replica_set.to_string(),
-                        collection: writer.namespace(collection),
-                        sha256: sha,
-                    });
+                        store,
+                        base,
+                        replica_set,
+                    };
+                    let object =
+                        put_metadata(&target, info, writer.namespace(collection), metadata)
+                            .map_err(|(path, source)| WriteError::Object { path, source })?;
+                    writer.objects.push(object);
                     exported += 1;
                     progress.collection_finished(replica_set, &writer.namespace(collection));
                 }

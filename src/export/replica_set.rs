@@ -693,6 +693,45 @@ impl Visitor for Encoder<'_> {
     }
 }
 
+/// Where a replica set's `metadata.json` files go (what [`put_metadata`] needs).
+pub(super) struct MetadataTarget<'a> {
+    pub handle: &'a Handle,
+    pub stop: &'a CancellationToken,
+    pub store: &'a Arc<dyn object_store::ObjectStore>,
+    pub base: &'a Path,
+    pub replica_set: &'a str,
+}
+
+/// Writes a collection's `metadata.json` and returns its manifest entry. Both pipelines (JSON
+/// and Parquet) write it the same way; a failure names the object's path.
+pub(super) fn put_metadata(
+    target: &MetadataTarget<'_>,
+    info: &CollectionInfo,
+    collection: String,
+    metadata: Vec<u8>,
+) -> Result<ManifestObject, (String, object_store::Error)> {
+    let key = relative_key(&[&info.db, &info.name, "metadata.json"]);
+    let path = join(target.base, &key);
+    let sha256 = hex::encode(Sha256::digest(&metadata));
+    let bytes = metadata.len() as u64;
+    block_on_or_stop(
+        target.handle,
+        target.stop,
+        object_store::ObjectStoreExt::put(target.store.as_ref(), &path, metadata.into()),
+    )
+    .map_err(|source| (path.to_string(), source))?;
+    Ok(ManifestObject {
+        key,
+        bytes,
+        uncompressed_bytes: bytes,
+        documents: 0,
+        buckets: None,
+        replica_set: target.replica_set.to_string(),
+        collection,
+        sha256,
+    })
+}
+
 /// `metadata.json`: mongodump's shape in canonical Extended JSON (PRODUCT.md §2).
 pub(super) fn metadata_json(info: &CollectionInfo) -> Result<Vec<u8>, extjson::EncodeError> {
     let source = info.metadata.as_ref();
@@ -870,26 +909,16 @@ fn write_objects(
                     let info = collections.get(collection).ok_or_else(|| {
                         WriteError::Invariant(format!("unknown collection {collection}"))
                     })?;
-                    let key = relative_key(&[&info.db, &info.name, "metadata.json"]);
-                    let path = join(base, &key);
-                    let sha = hex::encode(Sha256::digest(&metadata));
-                    let bytes = metadata.len() as u64;
-                    block_on_or_stop(
+                    let target = MetadataTarget {
                         handle,
                         stop,
-                        object_store::ObjectStoreExt::put(store.as_ref(), &path, metadata.into()),
-                    )
-                    .map_err(WriteError::object(&path))?;
-                    objects.push(ManifestObject {
-                        key,
-                        bytes,
-                        uncompressed_bytes: bytes,
-                        documents: 0,
-                        buckets: None,
-                        replica_set: replica_set.to_string(),
-                        collection: namespace(collection),
-                        sha256: sha,
-                    });
+                        store,
+                        base,
+                        replica_set,
+                    };
+                    let object = put_metadata(&target, info, namespace(collection), metadata)
+                        .map_err(|(path, source)| WriteError::Object { path, source })?;
+                    objects.push(object);
                     exported += 1;
                     progress.collection_finished(replica_set, &namespace(collection));
                 }

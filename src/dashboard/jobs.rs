@@ -774,11 +774,9 @@ async fn run_verification(dashboard: Dashboard, job: ExportJob) {
             Ok(location) => {
                 let mut report = crate::export::verify::verify(&location).await;
                 for problem in &mut report.problems {
-                    *problem = PageText::scrubbed(
-                        &dashboard,
-                        &problem.replace(&location.url, "<prefix>"),
-                    )
-                    .into_string();
+                    *problem =
+                        PageText::scrubbed(&dashboard, &problem.replace(&location.url, "<prefix>"))
+                            .into_string();
                 }
                 VerifyRun::Done {
                     finished: crate::store::now(),

@@ -336,10 +336,10 @@ pub(crate) fn read_blocks<R: Read>(
                         });
                     }
                 };
-                if let Some(i) = export {
-                    if !std::mem::replace(&mut begun[i], true) {
-                        visitor.begin(i)?;
-                    }
+                if let Some(i) = export
+                    && !std::mem::replace(&mut begun[i], true)
+                {
+                    visitor.begin(i)?;
                 }
                 entry.insert(Namespace {
                     export,

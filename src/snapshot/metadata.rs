@@ -43,17 +43,16 @@ pub(crate) enum ExtJsonError {
 /// the v2 shape the `bson` crate parses. Only objects with exactly these two string members
 /// are touched: `$type` alone is also a query operator that can appear in index filters.
 fn upgrade_legacy(map: Map<String, Value>) -> Map<String, Value> {
-    if map.len() == 2 {
-        if let (Some(Value::String(b64)), Some(Value::String(subtype))) =
+    if map.len() == 2
+        && let (Some(Value::String(b64)), Some(Value::String(subtype))) =
             (map.get("$binary"), map.get("$type"))
-        {
-            let mut body = Map::new();
-            body.insert("base64".into(), Value::String(b64.clone()));
-            body.insert("subType".into(), Value::String(subtype.clone()));
-            let mut out = Map::new();
-            out.insert("$binary".into(), Value::Object(body));
-            return out;
-        }
+    {
+        let mut body = Map::new();
+        body.insert("base64".into(), Value::String(b64.clone()));
+        body.insert("subType".into(), Value::String(subtype.clone()));
+        let mut out = Map::new();
+        out.insert("$binary".into(), Value::Object(body));
+        return out;
     }
     map.into_iter()
         .map(|(k, v)| (k, upgrade_value(v)))
@@ -195,10 +194,10 @@ pub(crate) fn unescape_name(name: &str) -> String {
 /// collection name, so its presence is the signal.
 pub(crate) fn collection_name(file_base: &str, metadata: Option<&Document>) -> String {
     let decoded = unescape_name(file_base);
-    if decoded.contains('$') {
-        if let Some(Ok(full)) = metadata.map(|m| m.get_str("collectionName")) {
-            return full.to_string();
-        }
+    if decoded.contains('$')
+        && let Some(Ok(full)) = metadata.map(|m| m.get_str("collectionName"))
+    {
+        return full.to_string();
     }
     decoded
 }

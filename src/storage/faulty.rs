@@ -62,24 +62,22 @@ struct State {
 impl State {
     /// Decides whether a write of `bytes` may go through, and accounts for it.
     fn admit(&mut self, op: &str, location: &Path, bytes: u64) -> Result<(), InjectedFault> {
-        if self.tripped.is_none() {
-            if let Some(limit) = self.fail_after_bytes {
-                if self.stats.bytes_accepted + bytes > limit {
-                    self.tripped = Some(format!(
-                        "write limit of {limit} bytes reached ({} accepted, {op} of {bytes} bytes to {location} refused)",
-                        self.stats.bytes_accepted
-                    ));
-                }
-            }
+        if self.tripped.is_none()
+            && let Some(limit) = self.fail_after_bytes
+            && self.stats.bytes_accepted + bytes > limit
+        {
+            self.tripped = Some(format!(
+                "write limit of {limit} bytes reached ({} accepted, {op} of {bytes} bytes to {location} refused)",
+                self.stats.bytes_accepted
+            ));
         }
-        if self.tripped.is_none() {
-            if let Some(limit) = self.fail_after_calls {
-                if self.stats.writes_accepted >= limit {
-                    self.tripped = Some(format!(
-                        "write call limit of {limit} reached ({op} to {location} refused)"
-                    ));
-                }
-            }
+        if self.tripped.is_none()
+            && let Some(limit) = self.fail_after_calls
+            && self.stats.writes_accepted >= limit
+        {
+            self.tripped = Some(format!(
+                "write call limit of {limit} reached ({op} to {location} refused)"
+            ));
         }
         match &self.tripped {
             Some(reason) => {

@@ -265,17 +265,17 @@ impl Unpacker {
                 .into());
             }
         };
-        if let Some(declared) = parts.count {
-            if declared != measurements as i64 {
-                return Err(fail(
-                    Some("control.count".into()),
-                    BucketErrorKind::CountMismatch {
-                        declared,
-                        found: measurements,
-                    },
-                )
-                .into());
-            }
+        if let Some(declared) = parts.count
+            && declared != measurements as i64
+        {
+            return Err(fail(
+                Some("control.count".into()),
+                BucketErrorKind::CountMismatch {
+                    declared,
+                    found: measurements,
+                },
+            )
+            .into());
         }
         Ok(measurements)
     }

@@ -46,7 +46,7 @@ fn load_corpus() -> Vec<(String, Value)> {
 }
 
 fn hex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0, "odd hex length");
+    assert!(s.len().is_multiple_of(2), "odd hex length");
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digit"))
@@ -146,21 +146,22 @@ fn with_utf8_instead_of_escapes(corpus: &str) -> String {
     };
     while i < chars.len() {
         if chars[i] == '\\' {
-            if chars.get(i + 1) == Some(&'u') {
-                if let Some(unit) = hex4(i + 2) {
-                    if (0xD800..0xDC00).contains(&unit) && chars.get(i + 6) == Some(&'\\') {
-                        if let Some(low) = hex4(i + 8) {
-                            let c = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
-                            out.push(char::from_u32(c).unwrap());
-                            i += 12;
-                            continue;
-                        }
-                    }
-                    if unit >= 0x80 && unit != 0x2028 && unit != 0x2029 {
-                        out.push(char::from_u32(unit).unwrap());
-                        i += 6;
-                        continue;
-                    }
+            if chars.get(i + 1) == Some(&'u')
+                && let Some(unit) = hex4(i + 2)
+            {
+                if (0xD800..0xDC00).contains(&unit)
+                    && chars.get(i + 6) == Some(&'\\')
+                    && let Some(low) = hex4(i + 8)
+                {
+                    let c = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
+                    out.push(char::from_u32(c).unwrap());
+                    i += 12;
+                    continue;
+                }
+                if unit >= 0x80 && unit != 0x2028 && unit != 0x2029 {
+                    out.push(char::from_u32(unit).unwrap());
+                    i += 6;
+                    continue;
                 }
             }
             out.push(chars[i]);

@@ -110,10 +110,11 @@ fn parent(location: &Location) -> Option<(Location, String)> {
         let last = path.file_name()?.to_str()?.to_string();
         let up = path.parent()?;
         let mut parent = crate::storage::open(up.to_str()?, &StorageOptions::default()).ok()?;
-        if let Some((parent_url, _)) = url.rsplit_once('/') {
-            if !parent_url.is_empty() && !parent_url.ends_with(':') {
-                parent.url = parent_url.to_string();
-            }
+        if let Some((parent_url, _)) = url.rsplit_once('/')
+            && !parent_url.is_empty()
+            && !parent_url.ends_with(':')
+        {
+            parent.url = parent_url.to_string();
         }
         return Some((parent, last));
     }
@@ -172,14 +173,13 @@ pub(crate) async fn locate(location: &Location) -> Result<Option<Found>, SourceE
         .next()
         .and_then(|last| last.strip_suffix(METADATA_SUFFIX))
         .filter(|name| !name.is_empty())
+        && let Some((root, _)) = parent(location)
     {
-        if let Some((root, _)) = parent(location) {
-            return Ok(Some(Found {
-                root,
-                name: name.to_string(),
-                replica_set: None,
-            }));
-        }
+        return Ok(Some(Found {
+            root,
+            name: name.to_string(),
+            replica_set: None,
+        }));
     }
     let Some((up, last)) = parent(location) else {
         return Ok(None);
@@ -191,14 +191,14 @@ pub(crate) async fn locate(location: &Location) -> Result<Option<Found>, SourceE
             replica_set: None,
         }));
     }
-    if let Some((root, name)) = parent(&up) {
-        if probe(&root.child(&format!("{name}{METADATA_SUFFIX}"))).await {
-            return Ok(Some(Found {
-                root,
-                name,
-                replica_set: Some(last),
-            }));
-        }
+    if let Some((root, name)) = parent(&up)
+        && probe(&root.child(&format!("{name}{METADATA_SUFFIX}"))).await
+    {
+        return Ok(Some(Found {
+            root,
+            name,
+            replica_set: Some(last),
+        }));
     }
     if probe(&location.child(INIT_FILE)).await {
         let (listed, _) = objects::list(location, 1).await?;
@@ -360,14 +360,14 @@ pub(crate) async fn open(found: Found) -> Result<SnapshotSource, SourceError> {
         .or(backup.pbm_version.as_deref())
         .and_then(meta::major_minor);
     let multi_file = dump_rel.ends_with("/metadata.json") || dump_rel == "metadata.json";
-    if let Some(v) = version {
-        if (v >= (2, 0)) != multi_file {
-            return Err(invalid(format!(
-                "PBM {}.{} backup whose replica set {} names its dump {dump_rel:?}, which is not \
+    if let Some(v) = version
+        && (v >= (2, 0)) != multi_file
+    {
+        return Err(invalid(format!(
+            "PBM {}.{} backup whose replica set {} names its dump {dump_rel:?}, which is not \
                  that version's layout",
-                v.0, v.1, replset.name
-            )));
-        }
+            v.0, v.1, replset.name
+        )));
     }
     let consistent_at = ts(backup.last_write_ts).or(ts(replset.last_write_ts));
     let taken_at = consistent_at.and_then(|t| DateTime::<Utc>::from_timestamp(i64::from(t.t), 0));

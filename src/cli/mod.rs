@@ -53,6 +53,9 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Write a deterministic generated sample snapshot (a mongodump directory).
     Sample(sample::SampleArgs),
+    /// Print the OpenAPI 3.1 document the server serves at /api/openapi.json (for client
+    /// generators and validators, without a running server).
+    Openapi,
 }
 
 /// Where the metadata store lives; shared by `serve` and the administrative commands.
@@ -64,6 +67,12 @@ pub struct StoreArgs {
     /// Metadata database URL (`sqlite://…` or `postgres://…`); default SQLite in the data dir.
     #[arg(long, env = "SNAPEX_DATABASE")]
     pub database: Option<String>,
+}
+
+fn print_openapi() -> anyhow::Result<ExitCode> {
+    let text = serde_json::to_string_pretty(&crate::api::openapi::build())?;
+    println!("{text}");
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn main() -> ExitCode {
@@ -90,6 +99,7 @@ pub fn main() -> ExitCode {
             Command::Catalog(cmd) => catalog::run(cmd).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Sample(args) => sample::run(args).await,
+            Command::Openapi => print_openapi(),
         }
     });
     match result {

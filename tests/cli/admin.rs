@@ -529,3 +529,26 @@ fn admin_commands_on_postgres() {
         );
     });
 }
+
+/// `snapex openapi` prints the very document the server serves, without a server or a data
+/// directory.
+#[test]
+fn openapi_prints_the_served_document() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_snapex"))
+        .arg("openapi")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed, snapex::api::openapi::build());
+    assert!(
+        printed["paths"]["/api/atlas/v2/groups/{groupId}/backup/exportBuckets"]["post"]["operationId"]
+            == "createGroupBackupExportBucket",
+        "{}",
+        printed["paths"]
+    );
+}

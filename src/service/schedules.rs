@@ -66,25 +66,34 @@ fn default_restore_window_days() -> i64 {
 }
 
 /// The auto-export policy: where and which snapshots.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = AutoExportPolicy)]
 pub struct ExportPolicy {
+    /// The export bucket (24-hex id) auto-exports go to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub export_bucket_id: Option<String>,
+    /// The snapshots exported: those of this frequency (daily, weekly, monthly, yearly).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub frequency_type: Option<FrequencyType>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The schedule's one policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = BackupPolicy)]
 pub struct Policy {
     pub id: String,
     #[serde(default)]
     pub policy_items: Vec<PolicyItem>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One policy item: how often and how long snapshots of a frequency are kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = BackupPolicyItem)]
 pub struct PolicyItem {
     pub frequency_interval: i64,
     pub frequency_type: FrequencyType,
@@ -192,36 +201,54 @@ async fn save(
 }
 
 /// The auto-export settings of an update; fields given replace, fields left out keep theirs.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(as = AutoExportPolicyUpdate)]
 pub struct ExportUpdate {
+    /// The export bucket (24-hex id) of the project.
     pub export_bucket_id: Option<String>,
+    /// Daily, weekly, monthly or yearly.
+    #[schema(value_type = Option<FrequencyType>)]
     pub frequency_type: Option<String>,
 }
 
 /// A policy item of an update. Enumerations stay text here so a wrong value is reported with
 /// its JSON path (`policies[0].policyItems[2].frequencyType`) rather than as a parse error.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(as = BackupPolicyItemUpdate)]
 pub struct PolicyItemUpdate {
+    /// Hourly 1, 2, 4, 6, 8 or 12; daily 1; weekly 1–7 (Monday–Sunday); monthly 1–28 or 40
+    /// (the last day); yearly 1–12 (the month).
     pub frequency_interval: i64,
+    /// Hourly, daily, weekly, monthly or yearly (`ondemand` belongs to compliance policies).
+    #[schema(value_type = FrequencyType)]
     pub frequency_type: String,
+    #[schema(value_type = RetentionUnit)]
     pub retention_unit: String,
+    /// At least 1, and no shorter than the retention of a more frequent item.
     pub retention_value: i64,
+    /// The item's id (24 hex), kept as given; none: a new one.
     pub id: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(as = BackupPolicyUpdate)]
 pub struct PolicyUpdate {
+    /// The schedule's policy id (24 hex): the only policy there is.
     pub id: Option<String>,
     pub policy_items: Vec<PolicyItemUpdate>,
 }
 
 /// An update of the schedule: every field of `DiskBackupSnapshotSchedule` (2023-01-01) and
-/// `DiskBackupSnapshotSchedule20240805`; what is version-specific is checked by [`update`].
-#[derive(Debug, Clone, Default, Deserialize)]
+/// `DiskBackupSnapshotSchedule20240805`; what is version-specific is checked when it is
+/// applied (`update`). Fields left out keep their value. The copy and extra retention
+/// settings are accepted only empty or false (snapex keeps no copies); `links`,
+/// `clusterId`, `clusterName` and `nextSnapshot` (read-only) are accepted and ignored.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(as = BackupScheduleUpdate20240805)]
 pub struct ScheduleUpdate {
     pub auto_export_enabled: Option<bool>,
     pub export: Option<ExportUpdate>,

@@ -33,7 +33,7 @@ impl ClusterType {
 }
 
 /// A `{key, value}` pair (cluster labels, export `customData`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Label {
     pub key: String,

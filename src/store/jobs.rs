@@ -21,7 +21,8 @@ use super::{
     to_millis,
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// A job's `state`, spelled as the variant names (Atlas's spelling).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub enum JobState {
     Queued,
     InProgress,
@@ -89,7 +90,7 @@ impl PartState {
 }
 
 /// Why a job ended as it did (`stateReason` in v2, `errMsg` in v1.0).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StateReason {
     pub error_code: String,
@@ -135,10 +136,14 @@ pub struct ExportJob {
 
 /// A job's namespace patterns as the caller wrote them (validated by `service::export_jobs`);
 /// stored as JSON, NULL when both lists are empty.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = ExportNamespaces)]
 pub struct JobNamespaces {
+    /// `<database>.<collection>` patterns (mongorestore's `--nsInclude` wildcards) of the
+    /// collections to export; none: every collection.
     #[serde(default)]
     pub include: Vec<String>,
+    /// Patterns of collections left out, even when included.
     #[serde(default)]
     pub exclude: Vec<String>,
 }

@@ -226,14 +226,17 @@ def write_config(path: Path, base: str, ids: dict, report_dir: Path) -> None:
     path.chmod(0o600)
 
 
-def summarize(report: Path) -> tuple[int, list[str]]:
-    """(distinct failures, lines) from schemathesis's NDJSON event stream: one line per
-    operation and check that failed, with how many cases failed it, the failure's code and
-    title, and the statuses the server answered those cases with."""
+def summarize(report: Path) -> tuple[set[str], set[str], list[str]]:
+    """(operations tested, operations failed, lines) from schemathesis's NDJSON event stream:
+    one line per operation and check that failed, with how many cases failed it, the
+    failure's code and title, and the statuses the server answered those cases with; then
+    the errors (a request that timed out or whose connection broke: a hang or a crash)."""
     failures: dict[tuple[str, str], dict] = {}
     errors: list[str] = []
+    tested: set[str] = set()
+    failed: set[str] = set()
     if not report.exists():
-        return 1, [f"no schemathesis report at {report}"]
+        return tested, failed, [f"no schemathesis report at {report}"]
     for raw in report.read_text().splitlines():
         try:
             event = json.loads(raw)
@@ -245,6 +248,10 @@ def summarize(report: Path) -> tuple[int, list[str]]:
             if kind == "ScenarioFinished":
                 recorder = body.get("recorder") or {}
                 label = recorder.get("label", "?")
+                if body.get("status") != "skip":
+                    tested.add(label)
+                if body.get("status") in ("failure", "error"):
+                    failed.add(label)
                 interactions = recorder.get("interactions") or {}
                 for case_id, checks in (recorder.get("checks") or {}).items():
                     for check in checks:
@@ -255,10 +262,12 @@ def summarize(report: Path) -> tuple[int, list[str]]:
                             "cases": set(), "code": info.get("code", ""),
                             "title": info.get("title", ""), "statuses": set()})
                         entry["cases"].add(case_id)
+                        failed.add(label)
                         response = (interactions.get(case_id) or {}).get("response") or {}
                         if "status_code" in response:
                             entry["statuses"].add(response["status_code"])
             elif kind == "NonFatalError":
+                failed.add(body.get("label", "?"))
                 errors.append(f"{body.get('label', '?')}: {json.dumps(body.get('info', body))[:300]}")
             elif kind == "FatalError":
                 errors.append(f"fatal: {json.dumps(body.get('exception', body))[:300]}")
@@ -268,7 +277,7 @@ def summarize(report: Path) -> tuple[int, list[str]]:
         lines.append(f"{op}  {check} ({e['code']} {e['title']}): {len(e['cases'])} case(s), "
                      f"status {statuses}")
     lines += [f"error: {e}" for e in errors]
-    return len(failures) + len(errors), lines
+    return tested, failed, lines
 
 
 def main() -> int:
@@ -322,15 +331,20 @@ def main() -> int:
         status = subprocess.run(cmd, env=env, cwd=work).returncode
         log(f"schemathesis finished in {time.monotonic() - t1:.0f}s (exit {status})")
         crashed = not server.alive()
-        count, lines = summarize(report_dir / "events.ndjson")
+        tested, failed, lines = summarize(report_dir / "events.ndjson")
         if crashed:
             lines.append(f"snapex serve died during the run (status {server.proc.returncode})")
-        print("== schemathesis summary", file=sys.stderr)
+        ok = status == 0 and not crashed and not failed
+        print("== schemathesis summary (operation  check (code title): cases, statuses answered)",
+              file=sys.stderr)
         for line in lines:
             print("  " + line, file=sys.stderr)
-        ok = status == 0 and not crashed
-        print(f"  {'passed' if ok else 'FAILED'}: {count} distinct failure(s), "
-              f"{time.monotonic() - t0:.0f}s in all", file=sys.stderr)
+        if status != 0 and not failed:
+            print(f"  schemathesis exited {status} (see its output above)", file=sys.stderr)
+        print(f"  {'ok' if ok else 'FAILED'}: {len(tested)} operations tested, {len(failed)} with "
+              f"failures; {time.monotonic() - t0:.0f}s in all; report {report_dir}", file=sys.stderr)
+        # The plain closing line test-log readers count (operations, not cases).
+        print(f"schemathesis: {len(tested - failed)} passed, {len(failed)} failed", flush=True)
     except SetupError as e:
         log(f"error: {e}")
     except KeyboardInterrupt:

@@ -4,8 +4,9 @@
 //! - [`guard`] runs before routing: a request target over [`MAX_URI_BYTES`] gets 414
 //!   `REQUEST_URI_TOO_LONG`, headers over [`MAX_HEADER_BYTES`] get 431
 //!   `REQUEST_HEADERS_TOO_LARGE`, a `Content-Length` over the body limit gets 413
-//!   `REQUEST_BODY_TOO_LARGE` — all three before authentication, since they are about the
-//!   request's framing and nothing of it is read or checked. A body without a declared length
+//!   `REQUEST_BODY_TOO_LARGE`, and a path that is not UTF-8 once percent-decoded gets 400
+//!   `INVALID_PATH` — all before authentication, since they are about the request's framing
+//!   and nothing of it is read or checked. A body without a declared length
 //!   that grows past the limit is refused (413) when the handler reads it, after
 //!   authentication. The guard also adds the `RateLimit-*` headers to the response.
 //! - [`method_not_allowed`] answers a wrong method on an existing path: 405
@@ -213,6 +214,19 @@ fn check_head(req: &Request, max_body_bytes: usize) -> Option<ApiError> {
             )
             .with_parameters([MAX_HEADER_BYTES]),
         );
+    }
+    // The router's own answer to such a path is a plain-text 400 from the path extractor; the
+    // target names nothing that could exist, so it is refused here, as JSON like every error.
+    // ('/' never occurs inside a UTF-8 sequence, so the whole path decodes as UTF-8 exactly
+    // when each of its segments does.)
+    if percent_encoding::percent_decode_str(req.uri().path())
+        .decode_utf8()
+        .is_err()
+    {
+        return Some(ApiError::bad_request(
+            "INVALID_PATH",
+            "The request path is not UTF-8 once its percent-escapes are decoded.",
+        ));
     }
     let declared = req
         .headers()

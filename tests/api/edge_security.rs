@@ -345,6 +345,39 @@ async fn a_long_target_gets_414_and_large_headers_get_431() {
     app.server.shutdown().await.unwrap();
 }
 
+/// A path whose percent-escapes decode to bytes that are not UTF-8 (found by the probes around
+/// scripts/schemathesis): 400 with the Atlas body, as JSON like every other error — not the
+/// router's plain-text rejection — whichever route it would have reached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_that_is_not_utf8_once_decoded_gets_400_with_the_atlas_body() {
+    let app = App::start(|_| {}).await;
+    let client = reqwest::Client::new();
+    for path in [
+        "/api/atlas/v2/groups/%FF%FE".to_string(),
+        format!("{}/clusters/c%C3", app.project_path()),
+        format!("{}/%E9t%E9", app.buckets_path()),
+    ] {
+        let (status, headers, body) = send(
+            client
+                .get(app.url(&path))
+                .bearer_auth(&app.token)
+                .header("accept", V2023),
+        )
+        .await;
+        assert_atlas_error(status, &headers, &body, 400, "INVALID_PATH");
+    }
+    // Escapes of UTF-8 are decoded and routed as before.
+    let (status, _, body) = send(
+        client
+            .get(app.url(&format!("{}/clusters/caf%C3%A9", app.project_path())))
+            .bearer_auth(&app.token)
+            .header("accept", V2023),
+    )
+    .await;
+    assert_ne!(status, 400, "{body}");
+    app.server.shutdown().await.unwrap();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Rate limiting.
 

@@ -263,7 +263,9 @@ async fn patch_one(
     tag = "Cloud Backups",
     params(BucketPath, FormatQuery),
     responses(
-        (status = 204, description = "Deleted"),
+        (status = 204, description = "Deleted", content(
+            ("application/vnd.atlas.2023-01-01+json"),
+        )),
         Errors,
     ),
     extensions(("x-xgen-roles" = json!(["Project Backup Manager"]))),

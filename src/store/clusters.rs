@@ -9,7 +9,7 @@ use super::{
     Store, StoreError, from_millis, map_unique, new_id, now, parse_json, to_json, to_millis,
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ClusterType {
     Replicaset,
@@ -33,7 +33,7 @@ impl ClusterType {
 }
 
 /// A `{key, value}` pair (cluster labels, export `customData`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Label {
     pub key: String,

@@ -2,36 +2,110 @@
 //! §4) and read through Atlas's `GET /groups/{groupId}/clusters[/{clusterName}]`, always
 //! `stateName: IDLE` (snapex holds snapshots of clusters; it does not run them).
 
-use axum::Router;
 use axum::extract::{Path, State};
-use axum::routing::{get, post};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::json::{Body, Reply};
+use super::openapi::{BodyErrors, ClusterPath, Errors, FormatQuery, GroupPath, ListQuery};
+use super::pagination::{Link, Paginated};
 use super::versioning::{CLUSTERS, Served};
 use super::{ApiError, AppState, Ctx};
 use crate::auth::{Principal, Role};
 use crate::store::{Cluster, ClusterType, Label, NewCluster, StoreError};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/snapex/v1/groups/{group_id}/clusters", post(register))
-        .route("/api/atlas/v2/groups/{group_id}/clusters", get(list))
-        .route(
-            "/api/atlas/v2/groups/{group_id}/clusters/{cluster_name}",
-            get(get_one),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(list))
+        .routes(routes!(get_one))
 }
 
-#[derive(Deserialize)]
+/// A cluster to register: its name, type and replica sets (a sharded cluster's shards and
+/// config server).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(as = ClusterRegistration)]
 struct RegisterCluster {
+    /// `^[a-zA-Z0-9][a-zA-Z0-9-]*$`, at most 64 characters, unique in the project.
     name: String,
+    /// `REPLICASET` or `SHARDED`.
     cluster_type: String,
+    /// The replica sets' names (exactly one for a `REPLICASET`): letters, digits, `_`, `-`
+    /// and `.`, not starting with `.`; they name the export's files.
     replica_sets: Vec<String>,
     #[serde(default)]
     labels: Vec<Label>,
+}
+
+/// `stateName`: always `IDLE` (snapex holds snapshots of clusters; it does not run them).
+#[derive(Serialize, ToSchema)]
+enum StateName {
+    #[serde(rename = "IDLE")]
+    Idle,
+}
+
+/// A registered cluster (the snapex extension's answer).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = SnapexCluster)]
+struct ExtensionView {
+    /// The cluster's unique 24-hexadecimal-digit id.
+    id: String,
+    name: String,
+    cluster_type: ClusterType,
+    replica_sets: Vec<String>,
+    labels: Vec<Label>,
+    #[schema(inline)]
+    state_name: StateName,
+}
+
+/// One replication spec: snapex knows only its replica set, given as the zone's name.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = ClusterReplicationSpec)]
+struct ReplicationSpecView {
+    /// The replica set's name.
+    zone_name: String,
+}
+
+/// A cluster as Atlas shows it, with the fields clients read; the same in every version
+/// served (the later versions differ from the first in replication specs' hardware, which
+/// snapex has none of).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = ClusterDescription)]
+struct AtlasView {
+    /// Always true: snapshots are what a snapex cluster has.
+    backup_enabled: bool,
+    cluster_type: ClusterType,
+    #[schema(value_type = String, format = DateTime)]
+    create_date: String,
+    group_id: String,
+    /// The cluster's unique 24-hexadecimal-digit id.
+    id: String,
+    labels: Vec<Label>,
+    links: Vec<Link>,
+    name: String,
+    /// Always false.
+    paused: bool,
+    /// One per replica set.
+    replication_specs: Vec<ReplicationSpecView>,
+    #[schema(inline)]
+    state_name: StateName,
+    /// The newest snapshot's MongoDB version, where its metadata recorded one.
+    #[serde(rename = "mongoDBVersion", skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    mongo_db_version: Option<String>,
+    /// `mongoDBVersion`'s major and minor (`7.0`).
+    #[serde(
+        rename = "mongoDBMajorVersion",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(nullable = false)]
+    mongo_db_major_version: Option<String>,
 }
 
 /// Atlas's cluster-name rule: `^[a-zA-Z0-9][a-zA-Z0-9-]*$`, at most 64 characters.
@@ -63,42 +137,65 @@ fn invalid(field: &str, description: &str) -> ApiError {
 }
 
 /// The snapex view of a cluster (extension answer).
-fn extension_json(c: &Cluster) -> Value {
-    json!({
-        "id": c.id,
-        "name": c.name,
-        "clusterType": c.cluster_type.as_str(),
-        "replicaSets": c.replica_sets,
-        "labels": c.labels,
-        "stateName": "IDLE",
-    })
-}
-
-/// The Atlas view of a cluster: the fields clients read. `mongoDBVersion` is the newest
-/// snapshot's, where its metadata recorded one; `backupEnabled` is true because snapshots are
-/// what a snapex cluster has.
-fn atlas_json(ctx: &Ctx, c: &Cluster, mongodb_version: Option<&str>) -> Value {
-    let mut v = json!({
-        "backupEnabled": true,
-        "clusterType": c.cluster_type.as_str(),
-        "createDate": super::iso(c.created_at),
-        "groupId": c.group_id,
-        "id": c.id,
-        "labels": c.labels,
-        "links": [{"href": ctx.url(&format!("/api/atlas/v2/groups/{}/clusters/{}", c.group_id, c.name)), "rel": "self"}],
-        "name": c.name,
-        "paused": false,
-        "replicationSpecs": c.replica_sets.iter().map(|rs| json!({"zoneName": rs})).collect::<Vec<_>>(),
-        "stateName": "IDLE",
-    });
-    if let (Some(version), Some(m)) = (mongodb_version, v.as_object_mut()) {
-        m.insert("mongoDBVersion".into(), version.into());
-        let major: String = version.split('.').take(2).collect::<Vec<_>>().join(".");
-        m.insert("mongoDBMajorVersion".into(), major.into());
+fn extension_view(c: Cluster) -> ExtensionView {
+    ExtensionView {
+        id: c.id,
+        name: c.name,
+        cluster_type: c.cluster_type,
+        replica_sets: c.replica_sets,
+        labels: c.labels,
+        state_name: StateName::Idle,
     }
-    v
 }
 
+/// The Atlas view of a cluster. `mongoDBVersion` is the newest snapshot's, where its
+/// metadata recorded one.
+fn atlas_view(ctx: &Ctx, c: &Cluster, mongodb_version: Option<&str>) -> AtlasView {
+    AtlasView {
+        backup_enabled: true,
+        cluster_type: c.cluster_type,
+        create_date: super::iso(c.created_at),
+        group_id: c.group_id.clone(),
+        id: c.id.clone(),
+        labels: c.labels.clone(),
+        links: vec![Link {
+            href: ctx.url(&format!(
+                "/api/atlas/v2/groups/{}/clusters/{}",
+                c.group_id, c.name
+            )),
+            rel: "self".to_string(),
+        }],
+        name: c.name.clone(),
+        paused: false,
+        replication_specs: c
+            .replica_sets
+            .iter()
+            .map(|rs| ReplicationSpecView {
+                zone_name: rs.clone(),
+            })
+            .collect(),
+        state_name: StateName::Idle,
+        mongo_db_version: mongodb_version.map(str::to_string),
+        mongo_db_major_version: mongodb_version
+            .map(|v| v.split('.').take(2).collect::<Vec<_>>().join(".")),
+    }
+}
+
+/// Register a cluster whose snapshots snapex will hold (409 `DUPLICATE_CLUSTER_NAME` if the
+/// project has one of that name).
+#[utoipa::path(
+    post,
+    path = "/api/snapex/v1/groups/{groupId}/clusters",
+    operation_id = "snapexRegisterCluster",
+    tag = "snapex",
+    params(GroupPath, FormatQuery),
+    request_body(content((RegisterCluster = "application/json"))),
+    responses(
+        (status = 200, description = "The cluster", content((ExtensionView = "application/json"))),
+        BodyErrors,
+    ),
+    extensions(("x-xgen-roles" = json!(["Project Owner"]))),
+)]
 async fn register(
     State(state): State<AppState>,
     principal: Principal,
@@ -162,13 +259,27 @@ async fn register(
         }
         Err(e) => return Err(e.into()),
     };
-    Ok(Reply::ok(
-        Served::Json,
-        ctx.query.format,
-        extension_json(&cluster),
-    ))
+    Reply::json(Served::Json, ctx.query.format, &extension_view(cluster))
 }
 
+/// Return all clusters of the project (`stateName` always `IDLE`).
+#[utoipa::path(
+    get,
+    path = "/api/atlas/v2/groups/{groupId}/clusters",
+    operation_id = "listClusters",
+    tag = "Clusters",
+    params(GroupPath, ListQuery),
+    responses(
+        (status = 200, description = "One page of clusters", content(
+            (Paginated<AtlasView> = "application/vnd.atlas.2023-01-01+json"),
+            (Paginated<AtlasView> = "application/vnd.atlas.2023-02-01+json"),
+            (Paginated<AtlasView> = "application/vnd.atlas.2024-08-05+json"),
+            (Paginated<AtlasView> = "application/vnd.atlas.2024-10-23+json"),
+        )),
+        Errors,
+    ),
+    extensions(("x-xgen-roles" = json!(["Project Read Only"]))),
+)]
 async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -181,12 +292,30 @@ async fn list(
     let versions = state.store.mongod_versions(&group_id).await?;
     let results = clusters
         .iter()
-        .map(|c| atlas_json(&ctx, c, versions.get(&c.id).map(String::as_str)))
+        .map(|c| atlas_view(&ctx, c, versions.get(&c.id).map(String::as_str)))
         .collect();
-    let body = super::pagination::page_body(&ctx.self_url(), &ctx.query, results, total);
-    Ok(Reply::ok(served, ctx.query.format, body))
+    let page = super::pagination::page(&ctx.self_url(), &ctx.query, results, total);
+    Reply::json(served, ctx.query.format, &page)
 }
 
+/// Return one cluster (`stateName` always `IDLE`).
+#[utoipa::path(
+    get,
+    path = "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}",
+    operation_id = "getCluster",
+    tag = "Clusters",
+    params(ClusterPath, FormatQuery),
+    responses(
+        (status = 200, description = "The cluster", content(
+            (AtlasView = "application/vnd.atlas.2023-01-01+json"),
+            (AtlasView = "application/vnd.atlas.2023-02-01+json"),
+            (AtlasView = "application/vnd.atlas.2024-08-05+json"),
+            (AtlasView = "application/vnd.atlas.2024-10-23+json"),
+        )),
+        Errors,
+    ),
+    extensions(("x-xgen-roles" = json!(["Project Read Only"]))),
+)]
 async fn get_one(
     State(state): State<AppState>,
     principal: Principal,
@@ -202,18 +331,11 @@ async fn get_one(
         Role::GroupReadOnly,
     )
     .await?;
-    Ok(Reply::ok(
-        served,
-        ctx.query.format,
-        atlas_json(
-            &ctx,
-            &cluster,
-            state
-                .store
-                .mongod_versions(&group_id)
-                .await?
-                .get(&cluster.id)
-                .map(String::as_str),
-        ),
-    ))
+    let versions = state.store.mongod_versions(&group_id).await?;
+    let view = atlas_view(
+        &ctx,
+        &cluster,
+        versions.get(&cluster.id).map(String::as_str),
+    );
+    Reply::json(served, ctx.query.format, &view)
 }

@@ -63,24 +63,34 @@ pub enum SnapshotError {
 }
 
 /// One part of an import: a replica set and where its dump is.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(as = SnapshotImportPart)]
 pub struct PartRequest {
+    /// The replica set (shard or config server) the dump is of: one of the cluster's.
     pub replica_set_name: String,
+    /// Where the dump is: a path, `file:///…`, `s3://…`, `az://…` or `gs://…`.
     pub url: String,
     /// The project's access role to read a remote part with.
     pub role_id: Option<String>,
 }
 
 /// An import as a front end asks for it (the body of the import extension).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(as = SnapshotImport)]
 pub struct ImportRequest {
+    /// One part per replica set of the cluster.
     pub parts: Vec<PartRequest>,
+    /// When the snapshot was taken (default: the dump's own time, else now).
     pub created_at: Option<DateTime<Utc>>,
+    /// `onDemand` (default), `scheduled` or `fallback`.
     pub snapshot_type: Option<String>,
+    /// `ondemand` (default), `hourly`, `daily`, `weekly`, `monthly` or `yearly`.
     pub frequency_type: Option<String>,
     pub description: Option<String>,
+    /// Expiry in days from now (1 to 36500); without it a scheduled snapshot follows the
+    /// policy item of its frequency and any other never expires.
     pub retention_in_days: Option<u32>,
 }
 
@@ -309,12 +319,17 @@ pub async fn get_member(
 /// A retention change: at most one way of setting the expiry per request (Atlas's
 /// `retentionUnit`/`retentionValue` from the snapshot's `createdAt`, our `retentionInDays`
 /// from now, or `expiresAt`), and `doNotDelete`.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(as = BackupSnapshotRetention)]
 pub struct RetentionChange {
+    /// `DAYS`, `WEEKS`, `MONTHS` or `YEARS` (any case), with `retentionValue`: counted from
+    /// the snapshot's `createdAt`.
     pub retention_unit: Option<String>,
     pub retention_value: Option<i64>,
+    /// snapex: days from now (1 to 36500).
     pub retention_in_days: Option<i64>,
+    /// The new expiry (in the future).
     pub expires_at: Option<DateTime<Utc>>,
     pub do_not_delete: Option<bool>,
     /// Read-only, sent back by clients that echo a GET: accepted and ignored.

@@ -9,7 +9,7 @@ use super::{
     Store, StoreError, from_millis, map_unique, new_id, now, parse_json, to_json, to_millis,
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ClusterType {
     Replicaset,

@@ -716,7 +716,9 @@ async fn delete_any(
     tag = "Cloud Backups",
     params(SnapshotPath, FormatQuery),
     responses(
-        (status = 204, description = "Deleted"),
+        (status = 204, description = "Deleted", content(
+            ("application/vnd.atlas.2023-01-01+json"),
+        )),
         Errors,
     ),
     extensions(("x-xgen-roles" = json!(["Project Backup Manager"]))),
@@ -739,7 +741,9 @@ async fn delete_one(
     tag = "Cloud Backups",
     params(SnapshotPath, FormatQuery),
     responses(
-        (status = 204, description = "Deleted"),
+        (status = 204, description = "Deleted", content(
+            ("application/vnd.atlas.2023-01-01+json"),
+        )),
         Errors,
     ),
     extensions(("x-xgen-roles" = json!(["Project Backup Manager"]))),

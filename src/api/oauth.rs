@@ -9,49 +9,108 @@
 //! use the RFC 6749 body `{error, error_description}` rather than Atlas's error body, because
 //! OAuth client libraries parse that shape.
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRef, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Extension, Router};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::edge::{BodyLimit, body_error};
+use super::error::ErrorBody;
 use crate::auth::digest::REALM;
 use crate::auth::{AuthError, AuthService};
 
 /// The OAuth routes, for any router state from which an [`AuthService`] can be taken.
-pub fn routes<S>() -> Router<S>
+pub fn routes<S>() -> OpenApiRouter<S>
 where
     AuthService: FromRef<S>,
     S: Clone + Send + Sync + 'static,
 {
-    Router::new()
-        .route("/api/oauth/token", post(token))
-        .route("/api/oauth/revoke", post(revoke))
+    OpenApiRouter::new()
+        .routes(routes!(token))
+        .routes(routes!(revoke))
 }
 
-#[derive(Serialize)]
+/// The form of `POST /api/oauth/token` (RFC 6749 §4.4.2). The handler reads the form itself
+/// ([`Form`]): this type is its documentation.
+#[derive(ToSchema)]
+#[schema(as = OAuthTokenRequest)]
+#[allow(dead_code)]
+struct TokenForm {
+    /// Only `client_credentials`.
+    #[schema(pattern = "^client_credentials$")]
+    grant_type: String,
+    /// The service account's client id, when not sent with HTTP Basic.
+    client_id: Option<String>,
+    /// The service account's client secret, when not sent with HTTP Basic.
+    #[schema(write_only)]
+    client_secret: Option<String>,
+}
+
+/// The form of `POST /api/oauth/revoke` (RFC 7009 §2.1); documentation, as [`TokenForm`].
+#[derive(ToSchema)]
+#[schema(as = OAuthRevokeRequest)]
+#[allow(dead_code)]
+struct RevokeForm {
+    /// The access token to revoke.
+    token: String,
+    /// The service account's client id, when not sent with HTTP Basic.
+    client_id: Option<String>,
+    /// The service account's client secret, when not sent with HTTP Basic.
+    #[schema(write_only)]
+    client_secret: Option<String>,
+}
+
+/// The one token type issued.
+#[derive(Serialize, ToSchema)]
+#[schema(as = OAuthTokenType)]
+enum TokenType {
+    Bearer,
+}
+
+/// An access token (RFC 6749 §5.1).
+#[derive(Serialize, ToSchema)]
+#[schema(as = OAuthToken)]
 struct TokenResponse<'a> {
+    /// The bearer token, for `Authorization: Bearer …` on the Admin API.
+    #[schema(value_type = String)]
     access_token: &'a str,
-    token_type: &'static str,
+    token_type: TokenType,
+    /// Seconds the token is valid for.
+    #[schema(minimum = 0)]
     expires_in: u64,
 }
 
-#[derive(Serialize)]
+/// The RFC 6749 §5.2 error codes these endpoints answer with.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum OAuthErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    UnsupportedGrantType,
+    ServerError,
+}
+
+/// An RFC 6749 §5.2 error body (what OAuth client libraries parse).
+#[derive(Serialize, ToSchema)]
+#[schema(as = OAuthError)]
 struct OAuthErrorBody<'a> {
-    error: &'a str,
+    error: OAuthErrorCode,
+    #[schema(value_type = String)]
     error_description: &'a str,
 }
 
 /// An RFC 6749 §5.2 error.
 struct OAuthError {
     status: StatusCode,
-    error: &'static str,
+    error: OAuthErrorCode,
     description: String,
     /// The client tried HTTP Basic: a 401 must then carry a Basic challenge.
     basic_challenge: bool,
@@ -61,7 +120,7 @@ impl OAuthError {
     fn invalid_request(description: impl Into<String>) -> Self {
         OAuthError {
             status: StatusCode::BAD_REQUEST,
-            error: "invalid_request",
+            error: OAuthErrorCode::InvalidRequest,
             description: description.into(),
             basic_challenge: false,
         }
@@ -70,7 +129,7 @@ impl OAuthError {
     fn invalid_client(basic: bool) -> Self {
         OAuthError {
             status: StatusCode::UNAUTHORIZED,
-            error: "invalid_client",
+            error: OAuthErrorCode::InvalidClient,
             description: "client authentication failed".into(),
             basic_challenge: basic,
         }
@@ -112,7 +171,7 @@ fn from_auth_error(e: AuthError, basic: bool) -> OAuthError {
             tracing::error!(error = %other, "oauth endpoint failed");
             OAuthError {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
-                error: "server_error",
+                error: OAuthErrorCode::ServerError,
                 description: "unexpected error".into(),
                 basic_challenge: false,
             }
@@ -196,6 +255,38 @@ fn client_credentials(
     }
 }
 
+/// OAuth 2.0 client credentials (RFC 6749 §4.4): a one-hour bearer token for a service
+/// account. The client authenticates with HTTP Basic (`client_secret_basic`) or with
+/// `client_id` and `client_secret` in the form (`client_secret_post`).
+#[utoipa::path(
+    post,
+    path = "/api/oauth/token",
+    operation_id = "oauthToken",
+    tag = "Service Accounts",
+    security(("ClientSecretBasic" = []), ()),
+    request_body(content((TokenForm = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 200, description = "The token", content(
+            (TokenResponse = "application/json"),
+        ), headers(
+            ("Cache-Control" = String, description = "`no-store` (RFC 6749 §5.1)"),
+            ("Pragma" = String, description = "`no-cache`"),
+        )),
+        (status = 400, description = "`invalid_request` (not a form, a parameter missing or repeated) \
+            or `unsupported_grant_type`", content((OAuthErrorBody = "application/json"))),
+        (status = 401, description = "`invalid_client`: unknown client or wrong secret (a Basic \
+            challenge when Basic was used)", content((OAuthErrorBody = "application/json")), headers(
+            ("WWW-Authenticate" = String, description = "`Basic` (Basic was used) or `Bearer`"),
+        )),
+        (status = 408, description = "The request body did not arrive in time", content(
+            (ErrorBody = "application/json"),
+        )),
+        (status = 413, description = "The request body is over the server's limit", content(
+            (ErrorBody = "application/json"),
+        )),
+        (status = 500, description = "`server_error`", content((OAuthErrorBody = "application/json"))),
+    ),
+)]
 async fn token(
     State(auth): State<AuthService>,
     limit: Option<Extension<BodyLimit>>,
@@ -213,7 +304,7 @@ async fn token(
         Some(_) => {
             return Err(OAuthError {
                 status: StatusCode::BAD_REQUEST,
-                error: "unsupported_grant_type",
+                error: OAuthErrorCode::UnsupportedGrantType,
                 description: "only client_credentials is supported".into(),
                 basic_challenge: false,
             });
@@ -227,7 +318,7 @@ async fn token(
         .map_err(|e| from_auth_error(e, basic))?;
     let body = serde_json::to_vec(&TokenResponse {
         access_token: &issued.access_token,
-        token_type: "Bearer",
+        token_type: TokenType::Bearer,
         expires_in: issued.expires_in,
     })
     .unwrap_or_default();
@@ -243,6 +334,33 @@ async fn token(
     Ok(response)
 }
 
+/// Token revocation (RFC 7009): removes the token if it belongs to the authenticated client;
+/// a token that is unknown is not an error (RFC 7009 §2.2). The client authenticates as for
+/// `/api/oauth/token`.
+#[utoipa::path(
+    post,
+    path = "/api/oauth/revoke",
+    operation_id = "oauthRevoke",
+    tag = "Service Accounts",
+    security(("ClientSecretBasic" = []), ()),
+    request_body(content((RevokeForm = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 200, description = "Revoked (no body)"),
+        (status = 400, description = "`invalid_request` (not a form, `token` missing, a parameter \
+            repeated)", content((OAuthErrorBody = "application/json"))),
+        (status = 401, description = "`invalid_client`: unknown client or wrong secret (a Basic \
+            challenge when Basic was used)", content((OAuthErrorBody = "application/json")), headers(
+            ("WWW-Authenticate" = String, description = "`Basic` (Basic was used) or `Bearer`"),
+        )),
+        (status = 408, description = "The request body did not arrive in time", content(
+            (ErrorBody = "application/json"),
+        )),
+        (status = 413, description = "The request body is over the server's limit", content(
+            (ErrorBody = "application/json"),
+        )),
+        (status = 500, description = "`server_error`", content((OAuthErrorBody = "application/json"))),
+    ),
+)]
 async fn revoke(
     State(auth): State<AuthService>,
     limit: Option<Extension<BodyLimit>>,

@@ -10,22 +10,39 @@ use crate::auth::{SecretBox, SecretError};
 use crate::storage::StorageOptions;
 use crate::store::{AccessRole, CloudProvider, NewAccessRole, StoreError};
 
-/// A role as a front end asks for it (the body of `POST …/accessRoles`).
-#[derive(Debug, Clone, Default, Deserialize)]
+/// A role as a front end asks for it (the body of `POST …/accessRoles`). The secret fields
+/// are write-only: sealed on arrival and never returned.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(as = AccessRoleRequest)]
 pub struct RoleRequest {
+    /// `AWS`, `AZURE` or `GCP`.
+    #[schema(pattern = "^(AWS|AZURE|GCP)$")]
     pub provider: String,
-    /// Use the server's environment / instance credentials instead of keys.
+    /// Use the server's environment / instance credentials instead of keys (only in projects
+    /// the operator allowed to).
     #[serde(default)]
     pub from_environment: bool,
+    /// The object store's endpoint (`https://`; `http://` only when the operator allows
+    /// insecure endpoints).
     pub endpoint: Option<String>,
+    /// AWS: the region.
     pub region: Option<String>,
+    /// AWS: the access key id (with `secretAccessKey`, unless `fromEnvironment`).
     pub access_key_id: Option<String>,
+    /// AWS: the secret access key.
+    #[schema(write_only)]
     pub secret_access_key: Option<String>,
+    /// AWS: a session token for temporary credentials.
+    #[schema(write_only)]
     pub session_token: Option<String>,
+    /// Azure: the storage account (with `accountKey`, unless `fromEnvironment`).
     pub account_name: Option<String>,
+    /// Azure: the storage account key.
+    #[schema(write_only)]
     pub account_key: Option<String>,
     /// GCP: the service-account key JSON.
+    #[schema(write_only)]
     pub service_account_key: Option<String>,
 }
 

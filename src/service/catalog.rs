@@ -333,26 +333,37 @@ pub fn locations_of<'a>(
 
 /// A location of a project as the API shows it: its declaration (never a credential: the
 /// role by id) and the backups it registered.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = BackupLocation)]
 pub struct LocationStatus {
+    /// Unique among the locations; shown in snapshot descriptions.
     pub name: String,
+    /// The cluster (by name) its backups are snapshots of.
     pub cluster_name: String,
+    /// A PBM storage root, or a prefix with one mongodump directory or archive per backup.
     pub url: String,
+    /// The project's access role a remote location is read with (by id, never a credential).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub role_id: Option<String>,
+    /// Seconds between two listings.
+    #[schema(minimum = 0)]
     pub interval_seconds: u64,
     pub backups: Vec<RegisteredBackup>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RegisteredBackup {
+    /// The backup's URL under the location.
     pub url: String,
-    /// `None` while a node is registering it.
+    /// `None` (`null`) while a node is registering it.
+    #[schema(required = true)]
     pub snapshot_id: Option<String>,
     /// When a listing found it deleted.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub gone_at: Option<DateTime<Utc>>,
 }
 

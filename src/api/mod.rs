@@ -107,18 +107,18 @@ impl FromRef<AppState> for AuthService {
 /// document is what this router describes ([`openapi::build`]), so the two cannot drift.
 pub fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
-        .merge(groups::routes().into())
-        .merge(orgs::routes().into())
+        .merge(groups::routes())
+        .merge(orgs::routes())
         .merge(clusters::routes())
-        .merge(access_roles::routes().into())
-        .merge(backup_locations::routes().into())
+        .merge(access_roles::routes())
+        .merge(backup_locations::routes())
         .merge(snapshots::routes())
         .merge(export_buckets::routes())
         .merge(export_jobs::routes())
         .merge(schedule::routes())
-        .merge(health::routes().into())
+        .merge(health::routes())
         .merge(openapi::routes())
-        .merge(oauth::routes::<AppState>().into())
+        .merge(oauth::routes::<AppState>())
 }
 
 /// The whole API: Atlas paths, extensions, OAuth, health and the OpenAPI document, behind the

@@ -196,7 +196,9 @@ const READ_ERRORS: &[(u16, &str)] = &[
         410,
         "The requested version's sunset has passed (`VERSION_GONE`)",
     ),
+    (414, "The request line is over the server's limit"),
     (429, "Too many requests from this principal (`Retry-After`)"),
+    (431, "The request's headers are over the server's limit"),
     (
         500,
         "Unexpected server error (details are logged, never sent)",

@@ -9,6 +9,7 @@ mod backup_locations;
 mod concurrency;
 mod dashboard;
 mod edge_security;
+mod openapi_check;
 mod pbm_import;
 mod schedule_retention;
 mod sdk_parity;

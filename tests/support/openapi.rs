@@ -117,6 +117,8 @@ pub enum Violation {
     UndocumentedMediaType {
         operation: String,
         status: u16,
+        /// The documented response that applies (`200`, `2XX`, `default`).
+        response: String,
         media_type: Option<String>,
         documented: Vec<String>,
     },
@@ -172,18 +174,28 @@ impl fmt::Display for Violation {
             Violation::UndocumentedMediaType {
                 operation,
                 status,
+                response,
                 media_type,
                 documented,
-            } => write!(
-                f,
-                "{operation} {status}: media type {} is not documented (documented: {})",
-                media_type.as_deref().unwrap_or("(no body)"),
-                if documented.is_empty() {
-                    "no body".to_string()
-                } else {
+            } => match (media_type, documented.is_empty()) {
+                (None, _) => write!(
+                    f,
+                    "{operation} {status} (response {response}): there is no body, but the \
+                     response documents one in {}",
                     documented.join(", ")
-                }
-            ),
+                ),
+                (Some(m), true) => write!(
+                    f,
+                    "{operation} {status} (response {response}): a body in {m}, but the response \
+                     documents none"
+                ),
+                (Some(m), false) => write!(
+                    f,
+                    "{operation} {status} (response {response}): media type {m} is not documented \
+                     (documented: {})",
+                    documented.join(", ")
+                ),
+            },
             Violation::NotAnEnvelope {
                 operation,
                 status,
@@ -403,7 +415,8 @@ impl Checker {
                 return Err(Violation::UndocumentedMediaType {
                     operation,
                     status,
-                    media_type,
+                    response: status_key.to_string(),
+                    media_type: media_type.or_else(|| Some("(no Content-Type)".into())),
                     documented: vec![],
                 });
             }
@@ -414,7 +427,12 @@ impl Checker {
             return Err(Violation::UndocumentedMediaType {
                 operation,
                 status,
-                media_type: media_type.clone().filter(|_| has_body),
+                response: status_key.to_string(),
+                media_type: has_body.then(|| {
+                    media_type
+                        .clone()
+                        .unwrap_or_else(|| "(no Content-Type)".into())
+                }),
                 documented: listed,
             });
         };
@@ -422,6 +440,7 @@ impl Checker {
             return Err(Violation::UndocumentedMediaType {
                 operation,
                 status,
+                response: status_key.to_string(),
                 media_type: Some(mt.to_string()),
                 documented: listed,
             });

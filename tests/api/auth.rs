@@ -3,6 +3,10 @@
 //! --digest` exactly as the Atlas documentation does, by Python `requests` with
 //! `HTTPDigestAuth` and a bearer token, and by hand-made Digest headers (`support::digest`, not
 //! the server's own code) for the expired-nonce and replay cases.
+//!
+//! The OAuth endpoints' answers are checked against the OpenAPI document; the probes' are not
+//! (they are this suite's own routes, not the API), nor are those curl and Python read (other
+//! clients, whose answers the tests assert on themselves).
 
 use std::process::Stdio;
 
@@ -10,6 +14,7 @@ use serde_json::{Value, json};
 use snapex::store::Store;
 
 use crate::support::digest::{self, REALM, param};
+use crate::support::openapi::SendChecked;
 use crate::support::probe::serve;
 use crate::support::{self, AuthService, Role, SecretBox};
 
@@ -372,7 +377,7 @@ async fn oauth_client_credentials_then_bearer_then_revoke() {
         .basic_auth(&sa.client_id, Some(&sa.client_secret))
         .header("content-type", "application/x-www-form-urlencoded")
         .body("grant_type=client_credentials")
-        .send()
+        .send_checked()
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
@@ -417,7 +422,7 @@ async fn oauth_client_credentials_then_bearer_then_revoke() {
         .post(&token_url)
         .header("content-type", "application/x-www-form-urlencoded")
         .body(form)
-        .send()
+        .send_checked()
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
@@ -426,7 +431,7 @@ async fn oauth_client_credentials_then_bearer_then_revoke() {
         .basic_auth(&sa.client_id, Some("mdb_sa_sk_wrong"))
         .header("content-type", "application/x-www-form-urlencoded")
         .body("grant_type=client_credentials")
-        .send()
+        .send_checked()
         .await
         .unwrap();
     assert_eq!(resp.status(), 401);
@@ -438,7 +443,7 @@ async fn oauth_client_credentials_then_bearer_then_revoke() {
         .basic_auth(&sa.client_id, Some(&sa.client_secret))
         .header("content-type", "application/x-www-form-urlencoded")
         .body("grant_type=password")
-        .send()
+        .send_checked()
         .await
         .unwrap();
     assert_eq!(resp.status(), 400);
@@ -451,7 +456,7 @@ async fn oauth_client_credentials_then_bearer_then_revoke() {
         .basic_auth(&sa.client_id, Some(&sa.client_secret))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(format!("token={token}"))
-        .send()
+        .send_checked()
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
@@ -469,7 +474,7 @@ async fn oauth_client_credentials_then_bearer_then_revoke() {
         .basic_auth(&sa.client_id, Some(&sa.client_secret))
         .header("content-type", "application/x-www-form-urlencoded")
         .body("grant_type=client_credentials")
-        .send()
+        .send_checked()
         .await
         .unwrap();
     let aged = resp.json::<Value>().await.unwrap()["access_token"]

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 use crate::support::atlas::{V2023, V2024_05, link};
 use crate::support::deployment::TestDeployment;
+use crate::support::openapi::{self, SendChecked};
 
 const CLIENTS: usize = 200;
 /// Failure messages kept per client; every failure is still counted.
@@ -127,6 +128,7 @@ impl Client {
             }
         };
         let status = resp.status();
+        let headers = resp.headers().clone();
         let text = match resp.text().await {
             Ok(t) => t,
             Err(e) => {
@@ -137,6 +139,19 @@ impl Client {
                 return None;
             }
         };
+        // A violation of the OpenAPI document is one more classified failure, not a panic.
+        let path = openapi::path_and_query(&reqwest::Url::parse(url).expect("a request URL"));
+        let content_type = headers.get("content-type").and_then(|v| v.to_str().ok());
+        if let Err(v) = openapi::try_check_response(
+            method.as_str(),
+            &path,
+            status.as_u16(),
+            content_type,
+            &text,
+        ) {
+            out.fail(format!("{method} {route} openapi"), v.to_string());
+            return None;
+        }
         let value: Option<Value> = serde_json::from_str(&text).ok();
         if status != reqwest::StatusCode::OK {
             let code = value
@@ -379,7 +394,7 @@ async fn fetch_token(
         .header("authorization", format!("Basic {basic}"))
         .header("content-type", "application/x-www-form-urlencoded")
         .body("grant_type=client_credentials")
-        .send()
+        .send_checked()
         .await
         .map_err(|e| format!("token request: {e:?}"))?;
     let status = resp.status();
@@ -417,7 +432,7 @@ async fn walk(
             .get(&url)
             .bearer_auth(token)
             .header("accept", accept)
-            .send()
+            .send_checked()
             .await
             .unwrap_or_else(|e| panic!("GET {url}: {e:?}"));
         let status = resp.status();

@@ -10,6 +10,7 @@ mod concurrency;
 mod dashboard;
 mod edge_security;
 mod openapi_document;
+mod openapi_check;
 mod pbm_import;
 mod schedule_retention;
 mod sdk_parity;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::support::atlas::{V2023, V2024_05, error_of, rels};
 use crate::support::deployment::{TestApp, TestDeployment};
+use crate::support::openapi::{self, SendChecked};
 use crate::support::spec_schema::{schema, validate};
 use crate::support::{self, AuthService, Role, SecretBox};
 use reqwest::StatusCode;
@@ -424,7 +425,7 @@ async fn lists_paginate_with_links_counts_envelope_and_pretty() {
         .get(app.url(&format!("{path}?pretty=true")))
         .bearer_auth(&app.token)
         .header("accept", V2024_05)
-        .send()
+        .send_checked()
         .await
         .unwrap();
     assert!(resp.text().await.unwrap().contains("\n  "));
@@ -498,7 +499,6 @@ async fn export_refusals_follow_the_product_codes() {
 /// The router called directly (no socket), with the clock moved past the 2023-01-01 sunset.
 #[tokio::test]
 async fn a_version_past_its_sunset_is_gone() {
-    use tower::ServiceExt;
     let dir = tempfile::tempdir().unwrap();
     let store = snapex::store::Store::open_in_data_dir(dir.path())
         .await
@@ -528,11 +528,11 @@ async fn a_version_past_its_sunset_is_gone() {
         .body(axum::body::Body::empty())
         .unwrap()
     };
-    let resp = app.clone().oneshot(req(V2023)).await.unwrap();
-    assert_eq!(resp.status(), axum::http::StatusCode::GONE);
-    assert_eq!(resp.headers().get("x-error-code").unwrap(), "VERSION_GONE");
-    let resp = app.oneshot(req(V2024_05)).await.unwrap();
-    assert_eq!(resp.status(), axum::http::StatusCode::OK);
+    let (parts, _) = openapi::oneshot(app.clone(), req(V2023)).await;
+    assert_eq!(parts.status, axum::http::StatusCode::GONE);
+    assert_eq!(parts.headers.get("x-error-code").unwrap(), "VERSION_GONE");
+    let (parts, _) = openapi::oneshot(app, req(V2024_05)).await;
+    assert_eq!(parts.status, axum::http::StatusCode::OK);
 }
 
 /// The schema checks above must be able to fail: an invented field, a missing required field
@@ -858,16 +858,24 @@ async fn health_metrics_and_the_openapi_document_describe_what_is_served() {
     let app = TestApp::start().await;
     let c = &app.client;
     assert_eq!(
-        c.get(app.url("/healthz")).send().await.unwrap().status(),
+        c.get(app.url("/healthz"))
+            .send_checked()
+            .await
+            .unwrap()
+            .status(),
         StatusCode::OK
     );
     assert_eq!(
-        c.get(app.url("/readyz")).send().await.unwrap().status(),
+        c.get(app.url("/readyz"))
+            .send_checked()
+            .await
+            .unwrap()
+            .status(),
         StatusCode::OK
     );
     let metrics = c
         .get(app.url("/metrics"))
-        .send()
+        .send_checked()
         .await
         .unwrap()
         .text()
@@ -880,7 +888,7 @@ async fn health_metrics_and_the_openapi_document_describe_what_is_served() {
     );
     let doc: Value = c
         .get(app.url("/api/openapi.json"))
-        .send()
+        .send_checked()
         .await
         .unwrap()
         .json()
@@ -958,7 +966,7 @@ async fn health_metrics_and_the_openapi_document_describe_what_is_served() {
                 .header("accept", V2023)
                 .header("content-type", "application/json")
                 .body("{}")
-                .send()
+                .send_checked()
                 .await
                 .unwrap();
             let code = resp
@@ -1277,7 +1285,7 @@ async fn roles_and_projects_are_enforced() {
                 .header("content-type", "application/json")
                 .body(b.to_string());
         }
-        req.send()
+        req.send_checked()
     };
     let resp = send(
         "GET",
@@ -1319,7 +1327,7 @@ async fn roles_and_projects_are_enforced() {
         .client
         .get(app.url(&format!("/api/atlas/v2/groups/{}", app.group_id)))
         .header("accept", V2023)
-        .send()
+        .send_checked()
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);

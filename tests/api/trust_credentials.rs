@@ -2,7 +2,8 @@
 //! exactly its own key and token — never the operator's environment credentials — and the
 //! server's own identity (`fromEnvironment`) and hostile endpoints are refused.
 //!
-//! These tests call the router directly (no socket) with a service-account bearer token.
+//! These tests call the router directly (no socket) with a service-account bearer token; each
+//! answer is checked against the OpenAPI document.
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -12,7 +13,8 @@ use serde_json::{Value, json};
 use snapex::auth::{AuthService, Role, SecretBox};
 use snapex::service::{DeploymentConfig, ProjectSet};
 use snapex::store::Store;
-use tower::ServiceExt;
+
+use crate::support::openapi;
 
 struct App {
     router: axum::Router,
@@ -55,11 +57,8 @@ impl App {
             .header("content-type", "application/json")
             .body(axum::body::Body::from(body.to_string()))
             .unwrap();
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status().as_u16();
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-            .await
-            .unwrap();
+        let (parts, bytes) = openapi::oneshot(self.router.clone(), request).await;
+        let status = parts.status.as_u16();
         (
             status,
             serde_json::from_slice(&bytes).unwrap_or(Value::Null),

@@ -7,6 +7,7 @@ use std::process::Output;
 
 use serde_json::Value;
 
+use crate::support::openapi::SendChecked;
 use crate::support::probe::serve_data_dir as serve;
 use crate::support::{self, digest};
 
@@ -200,7 +201,7 @@ async fn keys_and_service_accounts_work_against_a_running_server_and_no_secret_i
         .basic_auth(&client_id, Some(&client_secret))
         .header("content-type", "application/x-www-form-urlencoded")
         .body("grant_type=client_credentials")
-        .send()
+        .send_checked()
         .await
         .unwrap()
         .json()
@@ -416,7 +417,7 @@ async fn admin_commands_work_while_snapex_serve_runs() {
     let client = reqwest::Client::new();
     let mut ready = false;
     for _ in 0..300 {
-        if let Ok(r) = client.get(format!("{base}/healthz")).send().await
+        if let Ok(r) = client.get(format!("{base}/healthz")).send_checked().await
             && r.status().is_success()
         {
             ready = true;

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use crate::lifecycle::Moto;
 use crate::support::atlas::{AtlasClient, V2023, V2024_08};
 use crate::support::deployment::{Node, TestDeployment};
+use crate::support::openapi;
 use crate::support::{self, wait_until};
 
 const LIMIT: Duration = Duration::from_secs(120);
@@ -75,7 +76,7 @@ async fn snapshots(api: &AtlasClient) -> Vec<Value> {
 
 /// Listings this node's watcher completed (`/metrics`).
 async fn listings(node: &Node) -> u64 {
-    let text = reqwest::get(format!("{}/metrics", node.url))
+    let text = openapi::get(format!("{}/metrics", node.url))
         .await
         .unwrap()
         .text()

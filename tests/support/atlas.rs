@@ -2,7 +2,8 @@
 //! extensions) that every test binary uses: requests with a service account's bearer token and
 //! a media type, the checks every successful answer must pass (200 and, for a versioned media
 //! type, that version's `Content-Type`), the export resources the tests create and poll, and
-//! the error and pagination shapes.
+//! the error and pagination shapes. Every answer it receives is checked against the OpenAPI
+//! document ([`super::openapi`]).
 //!
 //! It authenticates with OAuth bearer tokens only. The Digest handshake is exercised by clients
 //! we did not write (`curl --digest`, Python `requests`) and by the hand-built headers of the
@@ -16,6 +17,7 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
+use super::openapi;
 use super::spec_schema::validate;
 
 pub const V2023: &str = "application/vnd.atlas.2023-01-01+json";
@@ -64,8 +66,18 @@ impl AtlasClient {
             .send()
             .await
             .unwrap_or_else(|e| panic!("token request to {base}: {e}"));
-        assert_eq!(resp.status(), StatusCode::OK);
-        let body: Value = resp.json().await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        openapi::check_response(
+            "POST",
+            "/api/oauth/token",
+            status.as_u16(),
+            content_type(&headers),
+            &text,
+        );
+        assert_eq!(status, StatusCode::OK, "{text}");
+        let body: Value = serde_json::from_str(&text).unwrap();
         let token = body["access_token"].as_str().unwrap().to_string();
         AtlasClient::new(client, base, token, group_id)
     }
@@ -117,6 +129,7 @@ impl AtlasClient {
         let status = resp.status();
         let headers = resp.headers().clone();
         let text = resp.text().await.unwrap();
+        openapi::check_response(method, path, status.as_u16(), content_type(&headers), &text);
         let value = if text.is_empty() {
             Value::Null
         } else {
@@ -303,6 +316,11 @@ impl AtlasClient {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// The `Content-Type` of a response, when it has a readable one.
+pub fn content_type(headers: &HeaderMap) -> Option<&str> {
+    headers.get("content-type").and_then(|v| v.to_str().ok())
 }
 
 /// Adds the fields of the object `extra` to the object `body`.

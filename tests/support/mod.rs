@@ -6,6 +6,7 @@
 //! - [`probe`]: the authentication layer alone in front of tiny protected routes;
 //! - [`digest`]: an independent client-side HTTP Digest;
 //! - [`spec_schema`]: the spec extract's schemas, to check answers against;
+//! - [`openapi`]: every API response checked against snapex's own OpenAPI document;
 //! - [`gcs`]: our GCS XML-API server (GCS writes), started in-process on first use;
 //! - here: the storage backends to run a suite against, the Python interpreter with the
 //!   readers' packages, the PostgreSQL server, the shared test data and the built binary.
@@ -25,6 +26,7 @@ pub mod atlas;
 pub mod deployment;
 pub mod digest;
 pub mod gcs;
+pub mod openapi;
 pub mod probe;
 pub mod spec_schema;
 

@@ -371,11 +371,34 @@ async fn document() -> impl IntoResponse {
 
 #[cfg(test)]
 mod tests {
+    use super::build;
+
+    /// Only health, metrics, this document and the OAuth token endpoints drop the document's
+    /// authentication requirement; every other operation inherits Digest or OAuth.
     #[test]
-    fn print() {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&super::build()).unwrap_or_default()
-        );
+    fn every_operation_but_the_public_ones_requires_authentication() {
+        const PUBLIC: &[&str] = &[
+            "/healthz",
+            "/readyz",
+            "/metrics",
+            "/api/openapi.json",
+            "/api/oauth/token",
+            "/api/oauth/revoke",
+        ];
+        let doc = build();
+        assert_eq!(doc["security"].as_array().map(Vec::len), Some(2));
+        let paths = doc["paths"].as_object().cloned().unwrap_or_default();
+        assert!(paths.len() > 25, "{}", paths.len());
+        for (path, item) in &paths {
+            for (method, op) in item.as_object().into_iter().flatten() {
+                let overrides = op.get("security").is_some();
+                assert_eq!(
+                    overrides,
+                    PUBLIC.contains(&path.as_str()),
+                    "{method} {path}: security {:?}",
+                    op.get("security")
+                );
+            }
+        }
     }
 }

@@ -128,11 +128,11 @@ fn cancel_form(viewer: &Viewer, job: &ExportJob) -> Markup {
     }
 }
 
+/// Bucket names by bucket id.
+type BucketNames = HashMap<String, String>;
+
 /// Bucket names by id, for the tables.
-async fn bucket_names(
-    dashboard: &Dashboard,
-    group_id: &str,
-) -> Result<HashMap<String, String>, UiError> {
+async fn bucket_names(dashboard: &Dashboard, group_id: &str) -> Result<BucketNames, UiError> {
     let (buckets, _) = dashboard
         .store
         .list_export_buckets(group_id, Page::default())

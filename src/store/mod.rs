@@ -52,7 +52,7 @@ pub use kinds::{CloudProvider, FrequencyType, RetentionUnit, SnapshotStatus, Sna
 pub use orgs::{Org, Project};
 pub use roles::{AccessRole, NewAccessRole};
 pub use schedules::BackupSchedule;
-pub use snapshots::{ExpiredSnapshot, NewSnapshot, Snapshot, SnapshotPart};
+pub use snapshots::{ExpiredSnapshot, MongodVersions, NewSnapshot, Snapshot, SnapshotPart};
 
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");

@@ -46,6 +46,9 @@ pub struct Snapshot {
     pub owns_files: bool,
 }
 
+/// The MongoDB version each cluster's snapshots record, by cluster id.
+pub type MongodVersions = std::collections::HashMap<String, String>;
+
 impl Snapshot {
     /// The snapshot id of each part of a sharded snapshot (Atlas's `members[].id` and
     /// `snapshotIds`), in part order. Atlas gives every shard and the config server a snapshot
@@ -243,10 +246,7 @@ impl Store {
     /// The mongod version of each cluster of `group_id` whose snapshots recorded one: that of
     /// its newest such snapshot. One statement for a whole page of clusters (the cluster list
     /// shows it), so a list of hundreds of clusters stays one query.
-    pub async fn mongod_versions(
-        &self,
-        group_id: &str,
-    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+    pub async fn mongod_versions(&self, group_id: &str) -> Result<MongodVersions, StoreError> {
         let rows = sqlx::query(
             "SELECT s.cluster_id, s.mongod_version FROM snapshots s \
              WHERE s.group_id = $1 AND s.mongod_version IS NOT NULL \

@@ -23,16 +23,13 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_one, patch_one, delete_one))
 }
 
-/// `{groupId}` and `{exportBucketId}`.
+/// `{exportBucketId}` (after [`GroupPath`]).
 #[derive(utoipa::IntoParams)]
-#[into_params(names("groupId", "exportBucketId"), parameter_in = Path)]
+#[into_params(names("exportBucketId"), parameter_in = Path)]
 #[allow(dead_code)] // documentation only: the handlers take the path as a tuple
-struct BucketPath(
-    /// The project's unique 24-hexadecimal-digit id.
-    #[param(pattern = "^([a-f0-9]{24})$")]
-    String,
+struct BucketId(
     /// The export bucket's unique 24-hexadecimal-digit id.
-    #[param(pattern = "^([a-f0-9]{24})$")]
+    #[param(pattern = "^([a-f0-9]{24})$", min_length = 24, max_length = 24)]
     String,
 );
 
@@ -192,7 +189,7 @@ async fn find(state: &AppState, group_id: &str, bucket_id: &str) -> Result<Expor
     path = "/api/atlas/v2/groups/{groupId}/backup/exportBuckets/{exportBucketId}",
     operation_id = "getGroupBackupExportBucket",
     tag = "Cloud Backups",
-    params(BucketPath, FormatQuery),
+    params(GroupPath, BucketId, FormatQuery),
     responses(
         (status = 200, description = "The bucket", content(
             (BucketView = "application/vnd.atlas.2023-01-01+json"),
@@ -221,7 +218,7 @@ async fn get_one(
     path = "/api/atlas/v2/groups/{groupId}/backup/exportBuckets/{exportBucketId}",
     operation_id = "updateGroupBackupExportBucket",
     tag = "Cloud Backups",
-    params(BucketPath, FormatQuery),
+    params(GroupPath, BucketId, FormatQuery),
     request_body(content((PatchBucket = "application/vnd.atlas.2024-05-30+json"))),
     responses(
         (status = 200, description = "The bucket", content(
@@ -261,7 +258,7 @@ async fn patch_one(
     path = "/api/atlas/v2/groups/{groupId}/backup/exportBuckets/{exportBucketId}",
     operation_id = "deleteGroupBackupExportBucket",
     tag = "Cloud Backups",
-    params(BucketPath, FormatQuery),
+    params(GroupPath, BucketId, FormatQuery),
     responses(
         (status = 204, description = "Deleted", content(
             ("application/vnd.atlas.2023-01-01+json"),

@@ -35,21 +35,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(cancel))
 }
 
-/// `{groupId}`, `{clusterName}` and `{exportId}`.
+/// `{exportId}` (after [`ClusterPath`]).
 #[derive(utoipa::IntoParams)]
-#[into_params(names("groupId", "clusterName", "exportId"), parameter_in = Path)]
+#[into_params(names("exportId"), parameter_in = Path)]
 #[allow(dead_code)] // documentation only: the handlers take the path as a tuple
-struct ExportPath(
-    /// The project's unique 24-hexadecimal-digit id.
-    #[param(pattern = "^([a-f0-9]{24})$", min_length = 24, max_length = 24)]
-    String,
-    /// The cluster's name.
-    #[param(
-        pattern = "^[a-zA-Z0-9][a-zA-Z0-9-]*$",
-        min_length = 1,
-        max_length = 64
-    )]
-    String,
+struct ExportId(
     /// The export job's unique 24-hexadecimal-digit id.
     #[param(pattern = "^([a-f0-9]{24})$", min_length = 24, max_length = 24)]
     String,
@@ -570,7 +560,7 @@ async fn find(
     path = "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/exports/{exportId}",
     operation_id = "getGroupClusterBackupExport",
     tag = "Cloud Backups",
-    params(ExportPath, FormatQuery),
+    params(ClusterPath, ExportId, FormatQuery),
     responses(
         (status = 200, description = "The job", content(
             (JobView = "application/vnd.atlas.2023-01-01+json"),
@@ -604,7 +594,7 @@ async fn get_v2(
     path = "/api/atlas/v1.0/groups/{groupId}/clusters/{clusterName}/backup/exports/{exportId}",
     operation_id = "getExportJobV1",
     tag = "Cloud Backups",
-    params(ExportPath, FormatQuery),
+    params(ClusterPath, ExportId, FormatQuery),
     responses(
         (status = 200, description = "The job", content(
             (JobV1View = "application/json"),
@@ -642,7 +632,7 @@ async fn get_v1(
     path = "/api/snapex/v1/groups/{groupId}/clusters/{clusterName}/backup/exports/{exportId}/cancel",
     operation_id = "snapexCancelExport",
     tag = "snapex",
-    params(ExportPath, FormatQuery),
+    params(ClusterPath, ExportId, FormatQuery),
     responses(
         (status = 200, description = "The job (v2 shape)", content(
             (JobView = "application/json"),

@@ -27,21 +27,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_legacy))
 }
 
-/// `{groupId}`, `{clusterName}` and `{snapshotId}`.
+/// `{snapshotId}` (after [`ClusterPath`]).
 #[derive(utoipa::IntoParams)]
-#[into_params(names("groupId", "clusterName", "snapshotId"), parameter_in = Path)]
+#[into_params(names("snapshotId"), parameter_in = Path)]
 #[allow(dead_code)] // documentation only: the handlers take the path as a tuple
-struct SnapshotPath(
-    /// The project's unique 24-hexadecimal-digit id.
-    #[param(pattern = "^([a-f0-9]{24})$", min_length = 24, max_length = 24)]
-    String,
-    /// The cluster's name.
-    #[param(
-        pattern = "^[a-zA-Z0-9][a-zA-Z0-9-]*$",
-        min_length = 1,
-        max_length = 64
-    )]
-    String,
+struct SnapshotId(
     /// The snapshot's unique 24-hexadecimal-digit id (on a sharded cluster's replica-set
     /// path: a member's id, from `snapshotIds`).
     #[param(pattern = "^([a-f0-9]{24})$", min_length = 24, max_length = 24)]
@@ -567,7 +557,7 @@ async fn find(
     path = "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/snapshots/{snapshotId}",
     operation_id = "getGroupClusterBackupSnapshot",
     tag = "Cloud Backups",
-    params(SnapshotPath, FormatQuery),
+    params(ClusterPath, SnapshotId, FormatQuery),
     responses(
         (status = 200, description = "The snapshot", content(
             (ReplicaSetView = "application/vnd.atlas.2023-01-01+json"),
@@ -611,7 +601,7 @@ async fn get_one(
     path = "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/snapshots/shardedCluster/{snapshotId}",
     operation_id = "getGroupClusterBackupSnapshotShardedCluster",
     tag = "Cloud Backups",
-    params(SnapshotPath, FormatQuery),
+    params(ClusterPath, SnapshotId, FormatQuery),
     responses(
         (status = 200, description = "The snapshot", content(
             (ShardedView = "application/vnd.atlas.2023-01-01+json"),
@@ -651,7 +641,7 @@ async fn get_sharded(
     path = "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/snapshots/{snapshotId}",
     operation_id = "updateGroupClusterBackupSnapshot",
     tag = "Cloud Backups",
-    params(SnapshotPath, FormatQuery),
+    params(ClusterPath, SnapshotId, FormatQuery),
     request_body(content((RetentionChange = "application/vnd.atlas.2023-01-01+json"))),
     responses(
         (status = 200, description = "The snapshot (its shape follows the cluster's type)", content(
@@ -714,7 +704,7 @@ async fn delete_any(
     path = "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/snapshots/{snapshotId}",
     operation_id = "deleteGroupClusterBackupSnapshot",
     tag = "Cloud Backups",
-    params(SnapshotPath, FormatQuery),
+    params(ClusterPath, SnapshotId, FormatQuery),
     responses(
         (status = 204, description = "Deleted", content(
             ("application/vnd.atlas.2023-01-01+json"),
@@ -739,7 +729,7 @@ async fn delete_one(
     path = "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/snapshots/shardedCluster/{snapshotId}",
     operation_id = "deleteGroupClusterBackupSnapshotShardedCluster",
     tag = "Cloud Backups",
-    params(SnapshotPath, FormatQuery),
+    params(ClusterPath, SnapshotId, FormatQuery),
     responses(
         (status = 204, description = "Deleted", content(
             ("application/vnd.atlas.2023-01-01+json"),
@@ -763,7 +753,7 @@ async fn delete_sharded(
     path = "/api/atlas/v1.0/groups/{groupId}/clusters/{clusterName}/snapshots/{snapshotId}",
     operation_id = "getLegacySnapshot",
     tag = "Cloud Backups",
-    params(SnapshotPath, FormatQuery),
+    params(ClusterPath, SnapshotId, FormatQuery),
     responses(
         (status = 200, description = "The snapshot", content((LegacyView = "application/json"))),
         Errors,
